@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// `ffi-proxy start ...`: parses flags with yargs, starts the proxy, prints where it listens, and drains on
+// SIGINT/SIGTERM. Every failure is one line on stderr: exit 2 for a bad flag or address, 1 for the rest.
+
+import { readFileSync } from 'node:fs';
+
+const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+
+function fail(msg: string, code: number): never {
+  process.stderr.write(`ffi-proxy: ${msg}\n`);
+  process.exit(code);
+}
+
+if (process.platform !== 'linux') fail(`runs on Linux only (this is ${process.platform})`, EXIT_FAILURE);
+
+const { default: yargs } = await import('yargs');
+const { hideBin } = await import('yargs/helpers');
+const { start, CODES, ProxyError, DEFAULTS } = await import('./index.js');
+const { formatAddress } = await import('./sys/index.js');
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('ffi-proxy')
+  .usage('$0 start [options]: a TCP reverse proxy on epoll, splice and koffi')
+  .command('start', 'run the proxy until SIGINT or SIGTERM')
+  .option('listen', {
+    type: 'string',
+    default: DEFAULTS.listen,
+    describe: 'address to listen on: HOST:PORT or [IPv6]:PORT',
+  })
+  .option('backend', {
+    type: 'string',
+    describe: 'where to forward: HOST:PORT, [IPv6]:PORT or unix:/path (default: a built-in demo backend)',
+  })
+  .option('mode', { choices: ['tcp', 'http'] as const, default: DEFAULTS.mode, describe: 'what to proxy' })
+  .option('workers', { type: 'number', describe: 'worker threads, one event loop each (default: CPUs)' })
+  .option('splice', {
+    choices: ['on', 'off', 'auto'] as const,
+    default: DEFAULTS.splice,
+    describe: 'zero-copy through pipes: on, off (copy), auto (splice bulk transfers only)',
+  })
+  .option('drain-timeout', {
+    type: 'number',
+    default: DEFAULTS.drainTimeoutMs / 1000,
+    describe: 'seconds open connections may finish after SIGINT/SIGTERM',
+  })
+  .option('log-level', {
+    choices: ['silent', 'error', 'warn', 'info', 'debug'] as const,
+    default: 'info' as const,
+    describe: 'how much to log on stderr',
+  })
+  .demandCommand(1, 'say what to do: ffi-proxy start')
+  .strict()
+  .version(pkg.version)
+  .help()
+  .fail((msg, err) => {
+    fail(msg ?? err?.message ?? 'bad arguments', EXIT_USAGE);
+  })
+  .parseAsync();
+
+if (argv.workers !== undefined && !Number.isFinite(argv.workers)) fail('--workers must be a number', EXIT_USAGE);
+if (!Number.isFinite(argv['drain-timeout'])) fail('--drain-timeout must be a number of seconds', EXIT_USAGE);
+
+let proxy: Awaited<ReturnType<typeof start>>;
+try {
+  proxy = await start({
+    listen: argv.listen,
+    backend: argv.backend,
+    mode: argv.mode,
+    workers: argv.workers,
+    splice: argv.splice,
+    drainTimeoutMs: argv['drain-timeout'] * 1000,
+    logLevel: argv['log-level'],
+  });
+} catch (e) {
+  if (e instanceof ProxyError) {
+    const usage = e.code === CODES.BAD_OPTION || e.code === CODES.BAD_ADDRESS;
+    fail(e.message, usage ? EXIT_USAGE : EXIT_FAILURE);
+  }
+  fail(`could not start: ${(e as Error).stack ?? e}`, EXIT_FAILURE);
+}
+
+const where = formatAddress(proxy.address);
+const lines = [
+  `ffi-proxy ${pkg.version} listening on ${where} (${proxy.mode} mode, ${proxy.workers} worker(s), ` +
+    `up to ${proxy.capacityPerWorker} connections each)`,
+];
+if (proxy.demoBackend) {
+  lines.push(`backend: the built-in demo backend on ${formatAddress(proxy.backend)}; try: curl http://${where}/`);
+  lines.push('to proxy your own service: npx ffi-proxy start --backend HOST:PORT');
+} else {
+  lines.push(`backend: ${formatAddress(proxy.backend)}`);
+}
+if (argv['log-level'] !== 'silent') process.stdout.write(lines.join('\n') + '\n');
+
+let signals = 0;
+const onSignal = (sig: NodeJS.Signals) => {
+  signals++;
+  if (signals === 1) {
+    process.stderr.write(`ffi-proxy: ${sig}: no longer accepting; draining (a second signal stops at once)\n`);
+    proxy.close().then(
+      () => process.exit(0),
+      (e) => fail(`stopping: ${e}`, EXIT_FAILURE),
+    );
+  } else {
+    process.stderr.write(`ffi-proxy: ${sig} again: stopping now\n`);
+    proxy.close(0).then(() => process.exit(0));
+  }
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);

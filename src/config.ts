@@ -1,0 +1,95 @@
+// Options shared by the CLI and the library: their defaults, their checks, and name resolution. Every
+// problem is a ProxyError with a stable code and one line that says what to change.
+
+import { lookup } from 'node:dns/promises';
+import { availableParallelism } from 'node:os';
+import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from './sys/index.js';
+import type { LevelName } from './log.js';
+
+export const MODES = ['tcp', 'http'] as const;
+export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
+export type Mode = (typeof MODES)[number];
+export type SpliceMode = (typeof SPLICE_MODES)[number];
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:8080',
+  mode: 'tcp' as Mode,
+  // Chosen by docs/benchmarks.md: auto copies small messages and splices bulk transfers.
+  splice: 'auto' as SpliceMode,
+  drainTimeoutMs: 10_000,
+  logLevel: 'info' as LevelName,
+};
+
+/** Options of start(). Everything is optional; see DEFAULTS and the README for what each means. */
+export type StartOptions = {
+  /** `HOST:PORT` or `[IPv6]:PORT` to listen on; port 0 picks a free port (see Proxy.address). */
+  listen?: string;
+  /** `HOST:PORT`, `[IPv6]:PORT` or `unix:/path`. Omitted: a built-in demo backend is started. */
+  backend?: string;
+  mode?: Mode;
+  /** Worker threads, each with its own event loop and listening socket. Default: the number of CPUs. */
+  workers?: number;
+  splice?: SpliceMode;
+  /** How long close() (and SIGTERM in the CLI) lets open connections finish, in milliseconds. */
+  drainTimeoutMs?: number;
+  logLevel?: LevelName;
+  /** Upper bound on proxied connections per worker; default: what the open-file limit allows. */
+  maxConnections?: number;
+};
+
+export type Resolved = {
+  listen: Address;
+  backend: Address | null;
+  mode: Mode;
+  workers: number;
+  splice: SpliceMode;
+  drainTimeoutMs: number;
+  logLevel: LevelName;
+  maxConnections: number | null;
+};
+
+function badOption(msg: string): ProxyError {
+  return new ProxyError(CODES.BAD_OPTION, msg);
+}
+
+function positiveInt(name: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw badOption(`${name} must be a whole number from 1 to ${max}, not ${String(v)}`);
+  }
+  return v;
+}
+
+async function resolve(spec: AddressSpec, role: string): Promise<Address> {
+  if (spec.family !== 'name') return spec;
+  try {
+    // The resolver's first answer, as Node's own clients take it.
+    const { address, family } = await lookup(spec.host);
+    return { family: family === 6 ? 'ipv6' : 'ipv4', host: address, port: spec.port };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new ProxyError(CODES.BAD_ADDRESS, `${role} ${formatAddress(spec)}: cannot resolve '${spec.host}' (${code})`);
+  }
+}
+
+/** Checks `o` and resolves host names. Throws ProxyError (FFIP_ERR_BAD_OPTION / FFIP_ERR_BAD_ADDRESS). */
+export async function resolveOptions(o: StartOptions): Promise<Resolved> {
+  const mode = o.mode ?? DEFAULTS.mode;
+  if (!MODES.includes(mode)) throw badOption(`mode must be one of ${MODES.join(', ')}, not '${mode}'`);
+  if (mode === 'http') {
+    throw badOption("mode 'http' is not available in this version yet: it proxies TCP only (use --mode tcp)");
+  }
+  const splice = o.splice ?? DEFAULTS.splice;
+  if (!SPLICE_MODES.includes(splice)) throw badOption(`splice must be one of ${SPLICE_MODES.join(', ')}, not '${splice}'`);
+  const workers = o.workers === undefined ? availableParallelism() : positiveInt('workers', o.workers, 256);
+  const drainTimeoutMs = o.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+  if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0) || !Number.isFinite(drainTimeoutMs)) {
+    throw badOption(`drain timeout must be a number of milliseconds >= 0, not ${String(drainTimeoutMs)}`);
+  }
+  const maxConnections = o.maxConnections === undefined ? null : positiveInt('maxConnections', o.maxConnections, 1 << 24);
+  const listenSpec = parseAddress(o.listen ?? DEFAULTS.listen);
+  if (listenSpec.family === 'unix') throw badOption('listen must be HOST:PORT or [IPv6]:PORT; unix: is for --backend');
+  const listen = await resolve(listenSpec, 'listen');
+  const backend = o.backend === undefined ? null : await resolve(parseAddress(o.backend), 'backend');
+  if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
+  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections };
+}

@@ -1,0 +1,109 @@
+// The library: `const proxy = await start({ listen, backend, mode })`, for test suites and embedding.
+// The CLI (cli.ts) is a thin layer over this.
+
+import { resolveOptions, type Mode, type StartOptions } from './config.js';
+import { startDemoBackend, type DemoBackend } from './http/demo.js';
+import { Logger, levelNumber } from './log.js';
+import { DEFAULT_BACKLOG, WorkerSet, type Stats } from './loop/supervisor.js';
+import { CODES, ProxyError, type Address, formatAddress, getNofile } from './sys/index.js';
+
+export type { StartOptions, Mode, SpliceMode } from './config.js';
+export type { Stats } from './loop/supervisor.js';
+export type { Address } from './sys/index.js';
+export { CODES, ProxyError, SysError } from './sys/index.js';
+export { DEFAULTS } from './config.js';
+
+export type Proxy = {
+  /** Where it listens, with the real port when 0 was asked for. */
+  address: Address;
+  host: string;
+  port: number;
+  backend: Address;
+  /** True when no backend was given and the built-in demo backend answers. */
+  demoBackend: boolean;
+  mode: Mode;
+  workers: number;
+  /** Proxied connections each worker can hold at once (from the open-file limit). */
+  capacityPerWorker: number;
+  /** Counters summed over the workers, read from the shared tables without stopping anything. */
+  stats(): Stats;
+  /** Per-worker accepted and open connections. */
+  workerStats(): { accepted: number; active: number; state: number }[];
+  /**
+   * Stops accepting, lets open connections finish for up to `drainTimeoutMs` (default: the start option),
+   * closes the rest and ends the workers. Safe to call more than once.
+   */
+  close(drainTimeoutMs?: number): Promise<void>;
+};
+
+// Bytes a connection's outbox buffer holds, and the size each splice pipe is set to. 64 KiB is Linux's
+// default pipe size and a full TCP receive window's worth on loopback at default settings; larger buffers
+// did not move more bytes per syscall in our runs (docs/benchmarks.md).
+const BUFFER_SIZE = 64 * 1024;
+// fds kept back from the per-process limit for everything that is not a connection: stdio, the epoll and
+// eventfd of each worker, the demo backend, Node's own (libuv's signal pipe, its epoll, inotify...).
+const RESERVED_FDS = 64;
+
+/** How many table slots and pipes each worker gets, from the open-file limit: each slot and pipe end is an fd. */
+export function planCapacity(workers: number, maxConnections: number | null): { slots: number; pipes: number } {
+  const [soft] = getNofile();
+  const budget = Math.max(16, Math.floor((soft - RESERVED_FDS) / workers));
+  // Up to 1/8 of the budget as pipes (2 fds each): pipes are only held by connections mid bulk-transfer,
+  // and when none can be had, a connection copies instead (loop/pools.ts).
+  const pipes = Math.min(1024, Math.floor(budget / 16));
+  let slots = budget - 2 * pipes;
+  if (maxConnections !== null) slots = Math.min(slots, 2 * maxConnections + 2);
+  return { slots, pipes };
+}
+
+export async function start(options: StartOptions = {}): Promise<Proxy> {
+  if (process.platform !== 'linux') {
+    throw new ProxyError(CODES.UNSUPPORTED_PLATFORM, `ffi-proxy runs on Linux only (this is ${process.platform})`);
+  }
+  const o = await resolveOptions({ logLevel: 'warn', ...options });
+  const log = new Logger(levelNumber(o.logLevel), 'main');
+  const { slots, pipes } = planCapacity(o.workers, o.maxConnections);
+
+  let demo: DemoBackend | null = null;
+  let set: WorkerSet | null = null;
+  let backend = o.backend;
+  if (backend === null) {
+    demo = await startDemoBackend(() => (set ? formatAddress(set.address) : formatAddress(o.listen)));
+    backend = { family: 'ipv4', host: demo.host, port: demo.port };
+  }
+  try {
+    set = await WorkerSet.start({
+      listen: o.listen,
+      backend,
+      workers: o.workers,
+      capacity: slots,
+      splice: o.splice,
+      bufferSize: BUFFER_SIZE,
+      maxPipes: pipes,
+      backlog: DEFAULT_BACKLOG,
+      log,
+    });
+  } catch (e) {
+    await demo?.close();
+    throw e;
+  }
+  const workers = set;
+  const address = workers.address;
+  let closing: Promise<void> | null = null;
+  return {
+    address,
+    host: address.family === 'unix' ? '' : address.host,
+    port: address.family === 'unix' ? 0 : address.port,
+    backend,
+    demoBackend: demo !== null,
+    mode: o.mode,
+    workers: o.workers,
+    capacityPerWorker: Math.floor((slots - 2) / 2),
+    stats: () => workers.stats(),
+    workerStats: () => workers.workerStats(),
+    close(drainTimeoutMs = o.drainTimeoutMs) {
+      closing ??= workers.stop(drainTimeoutMs).then(() => demo?.close());
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// Logging for the main thread and the workers. Lines go to stderr with a synchronous write: a worker spends
+// its life inside epoll_wait and never runs Node's event loop, so an asynchronous stream would not flush.
+//
+//   2026-11-25T18:30:00.123Z ffi-proxy[w0] warn: backend 127.0.0.1:9: connect: ECONNREFUSED
+
+import { writeSync } from 'node:fs';
+
+export const LEVEL = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
+export type LevelName = keyof typeof LEVEL;
+const NAMES = ['silent', 'error', 'warn', 'info', 'debug'];
+
+export class Logger {
+  readonly level: number;
+  private readonly who: string;
+  // Rate limiting per key: when the window started, and how many lines were held back in it.
+  private readonly windows = new Map<string, { start: number; held: number }>();
+
+  constructor(level: number, who: string) {
+    this.level = level;
+    this.who = who;
+  }
+
+  log(level: number, msg: string): void {
+    if (level > this.level) return;
+    const line = `${new Date().toISOString()} ffi-proxy[${this.who}] ${NAMES[level]}: ${msg}\n`;
+    try {
+      writeSync(2, line);
+    } catch {
+      // stderr closed or full (EAGAIN on a non-blocking pipe): a lost log line must not stop the proxy.
+    }
+  }
+
+  error(msg: string): void {
+    this.log(LEVEL.error, msg);
+  }
+  warn(msg: string): void {
+    this.log(LEVEL.warn, msg);
+  }
+  info(msg: string): void {
+    this.log(LEVEL.info, msg);
+  }
+  debug(msg: string): void {
+    this.log(LEVEL.debug, msg);
+  }
+
+  /**
+   * At most one line per `key` per second, so a flood (a full table, a dead backend under load) cannot
+   * turn the log into the bottleneck. The next line after a quiet spell says how many were held back.
+   */
+  limited(level: number, key: string, msg: string): void {
+    if (level > this.level) return;
+    const now = Date.now();
+    const w = this.windows.get(key);
+    if (w && now - w.start < 1000) {
+      w.held++;
+      return;
+    }
+    const held = w ? w.held : 0;
+    this.windows.set(key, { start: now, held: 0 });
+    this.log(level, held > 0 ? `${msg} (and ${held} more like it in the last second)` : msg);
+  }
+}
+
+export function levelNumber(name: string): number {
+  const n = (LEVEL as Record<string, number>)[name];
+  if (n === undefined) throw new RangeError(`unknown log level '${name}'`);
+  return n;
+}

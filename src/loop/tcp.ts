@@ -1,0 +1,297 @@
+// TCP mode: a client and its backend connection, paired, with bytes moved both ways untouched.
+//
+// Each slot's outbox holds what was read from its fd and not yet written to its peer: a pool buffer
+// (copy) or a pool pipe (splice). A direction src -> dst is one loop, pump(src):
+//
+//        ┌──────────── outbox not empty? ── flush to dst ── blocked (EAGAIN) ──> wait for dst's EPOLLOUT
+//        v                                      │ emptied
+//   pump(src) ── EOF_IN? ── forward FIN: shutdown(dst, SHUT_WR); both ways done? ──> close the pair
+//        │
+//        └── READABLE? ── read (or splice) into the outbox ── EAGAIN/short read: clear READABLE, wait
+//                               │ n > 0: loop                 0: EOF_IN          error: close the pair
+//
+// Backpressure falls out of this: src is not read while its outbox is not empty, so a slow dst stops
+// reads from src, its socket buffer fills and TCP flow control slows the sender (invariant 5).
+
+import { LEVEL } from '../log.js';
+import {
+  E,
+  EPOLL,
+  MSG,
+  SHUT,
+  SOCK,
+  SPLICE_F,
+  connect,
+  errnoName,
+  read,
+  send,
+  setNoDelay,
+  shutdown,
+  sockError,
+  socket,
+  splice,
+  epollAdd,
+  close,
+} from '../sys/index.js';
+import { CONN_EVENTS, SPLICE_MODE, type WorkerLoop } from './loop.js';
+import { CTR, FL, KIND, ST } from './types.js';
+
+// Reads per pump before the connection yields to others: 16 x 64 KiB = 1 MiB a turn. Without a bound, one
+// fast bulk transfer would hold the worker for as long as its peer keeps up.
+const READS_PER_TURN = 16;
+// In auto mode a direction switches to splice after a read that fills a whole buffer (a bulk transfer),
+// and back to copying after a splice that moves less than this (small messages: read+send is cheaper than
+// two splices, see docs/benchmarks.md).
+const SPLICE_BACK_BELOW = 4096;
+const SPLICE_FLAGS = SPLICE_F.MOVE | SPLICE_F.NONBLOCK;
+// Events after which a read will say something: data, EOF or an error.
+const READ_EVENTS = EPOLL.IN | EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR;
+// Events that end a connect() or say the send queue has room again (or never will).
+const WRITE_EVENTS = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR;
+// Events that mean the peer is gone or going: from then on we read until 0 or an error (see readIn).
+const END_EVENTS = EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR;
+
+/** A new client fd from accept4: pair it with a new non-blocking connection to the backend. */
+export function onAccept(w: WorkerLoop, fd: number): void {
+  const t = w.t;
+  if (t.free < 2) {
+    t.ctr[CTR.REFUSED_FULL]++;
+    w.log.limited(LEVEL.warn, 'full', `connection table full (${t.capacity} slots): refused a connection`);
+    close(fd); // this fd never had a slot, so closeSlot() is not for it
+
+    return;
+  }
+  setNoDelay(fd);
+  const c = t.acquire(KIND.CLIENT, ST.WAITING, fd);
+  t.ctr[CTR.ACTIVE]++;
+  if (epollAdd(w.epfd, fd, CONN_EVENTS, c, t.gen[c]) < 0) {
+    closePair(w, c, 'epoll_ctl ADD client');
+    return;
+  }
+  const bfd = socket(w.backendFamily, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
+  if (bfd < 0) {
+    t.ctr[CTR.CONNECT_ERRORS]++;
+    w.log.limited(LEVEL.warn, 'backend-socket', `backend ${w.backendText}: socket: ${errnoName(bfd)}`);
+    closePair(w, c, null);
+    return;
+  }
+  if (w.backendIsTcp) setNoDelay(bfd);
+  const b = t.acquire(KIND.BACKEND, ST.CONNECTING, bfd);
+  t.peer[c] = b;
+  t.peer[b] = c;
+  if (w.spliceMode === SPLICE_MODE.ON) {
+    t.flags[c] |= FL.SPLICE;
+    t.flags[b] |= FL.SPLICE;
+  }
+  if (epollAdd(w.epfd, bfd, CONN_EVENTS, b, t.gen[b]) < 0) {
+    closePair(w, c, 'epoll_ctl ADD backend');
+    return;
+  }
+  const r = connect(bfd, w.backendSa, w.backendSa.length);
+  if (r === 0) {
+    connected(w, b); // unix sockets connect at once
+  } else if (r !== -E.EINPROGRESS) {
+    connectFailed(w, b, r);
+  }
+}
+
+/** An epoll event for a client or backend slot. */
+export function onEvent(w: WorkerLoop, s: number, events: number): void {
+  const t = w.t;
+  if (events & READ_EVENTS) t.flags[s] |= events & END_EVENTS ? FL.READABLE | FL.PEER_DONE : FL.READABLE;
+  switch (t.state[s]) {
+    case ST.CONNECTING:
+      if (events & WRITE_EVENTS) finishConnect(w, s);
+      return;
+    case ST.WAITING:
+      return; // READABLE is remembered; the client is read once its backend is connected
+    case ST.PROXYING: {
+      const gen = t.gen[s];
+      if (events & WRITE_EVENTS && t.flags[s] & FL.W_BLOCKED) {
+        t.flags[s] &= ~FL.W_BLOCKED;
+        pump(w, t.peer[s]); // the peer's outbox was waiting for this fd
+        if (t.gen[s] !== gen) return; // that closed the pair
+      }
+      if (t.flags[s] & (FL.READABLE | FL.EOF_IN)) pump(w, s);
+      return;
+    }
+  }
+}
+
+function finishConnect(w: WorkerLoop, b: number): void {
+  const err = sockError(w.t.fd[b]);
+  if (err !== 0) connectFailed(w, b, err > 0 ? -err : err);
+  else connected(w, b);
+}
+
+function connected(w: WorkerLoop, b: number): void {
+  const t = w.t;
+  const c = t.peer[b];
+  t.state[b] = ST.PROXYING;
+  t.state[c] = ST.PROXYING;
+  const gen = t.gen[b];
+  pump(w, c); // the client may have sent bytes while we connected
+  if (t.gen[b] === gen) pump(w, b);
+}
+
+function connectFailed(w: WorkerLoop, b: number, err: number): void {
+  w.t.ctr[CTR.CONNECT_ERRORS]++;
+  w.log.limited(LEVEL.warn, 'connect', `backend ${w.backendText}: connect: ${errnoName(err)}; closed the client`);
+  closePair(w, b, null);
+}
+
+/**
+ * Moves bytes from slot `src` to its peer until src has nothing more to give (EAGAIN), the peer cannot
+ * take more (its EPOLLOUT resumes us), src's turn is used up (ready queue), or the pair closes.
+ */
+export function pump(w: WorkerLoop, src: number): void {
+  const t = w.t;
+  const dst = t.peer[src];
+  for (let reads = 0; ; ) {
+    if ((t.buf[src] >= 0 || t.pipe[src] >= 0) && !flush(w, src, dst)) return;
+    const f = t.flags[src];
+    if (f & FL.EOF_IN) {
+      if (!(t.flags[dst] & FL.FIN_SENT)) forwardFin(w, src, dst);
+      return;
+    }
+    if (!(f & FL.READABLE)) return;
+    if (reads++ === READS_PER_TURN) {
+      w.enqueue(src);
+      return;
+    }
+    const n = f & FL.SPLICE ? spliceIn(w, src) : readIn(w, src);
+    if (n > 0) continue;
+    if (n === 0) {
+      t.flags[src] |= FL.EOF_IN;
+      continue;
+    }
+    if (n === -E.EAGAIN) {
+      t.flags[src] &= ~FL.READABLE;
+      return;
+    }
+    closePair(w, src, `read from ${sideName(w, src)}: ${errnoName(n)}`);
+    return;
+  }
+}
+
+/** read(2) from src into a pool buffer: bytes read, 0 at EOF, or -errno. */
+function readIn(w: WorkerLoop, src: number): number {
+  const t = w.t;
+  const bi = w.bufs.acquire(); // never -1: the pool holds one buffer per slot
+  const buf = w.bufs.get(bi);
+  const n = read(t.fd[src], buf, buf.length);
+  if (n <= 0) {
+    w.bufs.release(bi);
+    return n;
+  }
+  t.buf[src] = bi;
+  t.bufOff[src] = 0;
+  t.bufLen[src] = n;
+  if (n < buf.length && !(t.flags[src] & FL.PEER_DONE)) {
+    // A short read from a stream socket means its receive queue was empty when read returned; more data
+    // arriving later raises a new edge. This saves the read that would only return EAGAIN. Not once the
+    // peer has sent FIN or RST (PEER_DONE): that edge may already have been consumed together with the
+    // data, so only a read returning 0 or an error can end the stream.
+    t.flags[src] &= ~FL.READABLE;
+  } else if (w.spliceMode === SPLICE_MODE.AUTO) {
+    t.flags[src] |= FL.SPLICE; // a full buffer: a bulk transfer, switch this direction to splice
+  }
+  return n;
+}
+
+/** splice(2) from src into a pool pipe: bytes moved, 0 at EOF, or -errno. Falls back to readIn(). */
+function spliceIn(w: WorkerLoop, src: number): number {
+  const t = w.t;
+  const pi = w.pipes.acquire();
+  if (pi < 0) return readIn(w, src); // no pipe to be had (pool used up, or no fds): copy this time
+  const n = splice(t.fd[src], w.pipes.wfd[pi], w.pipes.size, SPLICE_FLAGS);
+  if (n <= 0) {
+    w.pipes.release(pi, false);
+    return n;
+  }
+  t.pipe[src] = pi;
+  t.pipeLen[src] = n;
+  if (w.spliceMode === SPLICE_MODE.AUTO && n < SPLICE_BACK_BELOW) t.flags[src] &= ~FL.SPLICE;
+  return n;
+}
+
+/**
+ * Writes src's outbox to dst. Returns true when it is empty (the buffer or pipe went back to its pool),
+ * false when dst is blocked (W_BLOCKED set; dst's EPOLLOUT resumes pump(src)) or the pair was closed.
+ */
+function flush(w: WorkerLoop, src: number, dst: number): boolean {
+  const t = w.t;
+  const ctr = t.kind[src] === KIND.CLIENT ? CTR.BYTES_IN : CTR.BYTES_OUT;
+  let left: number;
+  let m: number;
+  if (t.pipe[src] >= 0) {
+    left = t.pipeLen[src];
+    m = splice(w.pipes.rfd[t.pipe[src]], t.fd[dst], left, SPLICE_FLAGS);
+    if (m > 0) {
+      t.pipeLen[src] = left - m;
+      t.ctr[ctr] += m;
+      if (m === left) {
+        w.pipes.release(t.pipe[src], false);
+        t.pipe[src] = -1;
+        return true;
+      }
+    }
+  } else {
+    const off = t.bufOff[src];
+    const end = t.bufLen[src];
+    left = end - off;
+    const buf = w.bufs.get(t.buf[src]);
+    m = send(t.fd[dst], off === 0 ? buf : buf.subarray(off, end), left, MSG.NOSIGNAL);
+    if (m > 0) {
+      t.bufOff[src] = off + m;
+      t.ctr[ctr] += m;
+      if (m === left) {
+        w.bufs.release(t.buf[src]);
+        t.buf[src] = -1;
+        return true;
+      }
+    }
+  }
+  if (m >= 0 || m === -E.EAGAIN) {
+    // A partial write also means the send queue is full; the kernel raises EPOLLOUT when it drains.
+    t.flags[dst] |= FL.W_BLOCKED;
+    return false;
+  }
+  closePair(w, dst, `write to ${sideName(w, dst)}: ${errnoName(m)}`);
+  return false;
+}
+
+/** src's EOF has been read and its outbox flushed: pass the FIN on, close the pair when both ways are done. */
+function forwardFin(w: WorkerLoop, src: number, dst: number): void {
+  const t = w.t;
+  const r = shutdown(t.fd[dst], SHUT.WR);
+  if (r < 0 && r !== -E.ENOTCONN) {
+    closePair(w, dst, `shutdown ${sideName(w, dst)}: ${errnoName(r)}`);
+    return;
+  }
+  t.flags[dst] |= FL.FIN_SENT;
+  // Both directions finished: src sent FIN (forwarded to dst), and dst's FIN was forwarded to src earlier.
+  if (t.flags[src] & FL.FIN_SENT && t.flags[dst] & FL.EOF_IN) closePair(w, src, null);
+}
+
+/**
+ * Closes slot `s` and its peer. `why` null is an orderly end (or a failure already logged). Otherwise `s`
+ * is the side whose fd failed and `why` names the error, which is counted and logged; the healthy peer is
+ * then reset (RST) rather than closed with FIN, so it cannot mistake a stream cut short for a whole one.
+ */
+export function closePair(w: WorkerLoop, s: number, why: string | null): void {
+  const t = w.t;
+  const p = t.peer[s];
+  const client = t.kind[s] === KIND.CLIENT ? s : p;
+  if (why !== null) {
+    t.ctr[CTR.IO_ERRORS]++;
+    w.log.limited(LEVEL.info, 'io', `closed ${t.describe(client)}: ${why}`);
+  }
+  if (client >= 0) t.ctr[CTR.ACTIVE]--;
+  w.closeSlot(s, false);
+  if (p >= 0) w.closeSlot(p, why !== null);
+}
+
+function sideName(w: WorkerLoop, s: number): string {
+  return w.t.kind[s] === KIND.CLIENT ? 'client' : 'backend';
+}

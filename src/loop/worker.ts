@@ -1,0 +1,10 @@
+// Worker thread entry. Builds this worker's loop from workerData and runs it; the loop's return (after a
+// STOP, or a DRAIN with no connection left) ends the thread, which the main thread sees as 'exit'.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { WorkerLoop, type WorkerConfig } from './loop.js';
+
+const loop = new WorkerLoop(workerData as WorkerConfig);
+// Posted before the loop blocks in epoll_wait; the main thread's event loop delivers it.
+parentPort?.postMessage('ready');
+loop.run();

@@ -1,0 +1,227 @@
+// The kernel through koffi. This folder is the only place that imports koffi; everything above it sees
+// plain numbers, Buffers and typed arrays.
+//
+// Two kinds of wrapper:
+// - hot path (read, send, splice, accept, ...): return the result, or -errno when libc returned exactly -1.
+//   EAGAIN is a state the caller handles, not an error. EINTR is retried here, where it happens.
+// - set-up (see setup.ts): throw SysError carrying the call and the errno name.
+//
+// Every pointer argument is declared `void *` so that koffi hands the C side the address of the Buffer or
+// typed array's own memory (no copy in, no copy out). Callers must not keep such a pointer past the call,
+// which none of these functions do.
+//
+// Thread model: each worker thread imports this module for itself; koffi function objects are per thread.
+
+import koffi from 'koffi';
+import { E } from './constants.js';
+
+// dlopen(NULL): the running node binary and the libraries it links, libc among them (glibc or musl alike),
+// plus llhttp, which node exports. No library name to guess.
+const libc = koffi.load(null);
+
+const c = {
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  setsockopt: libc.func('int setsockopt(int fd, int level, int name, void *val, uint32_t len)'),
+  getsockopt: libc.func('int getsockopt(int fd, int level, int name, void *val, void *len)'),
+  bind: libc.func('int bind(int fd, void *addr, uint32_t len)'),
+  listen: libc.func('int listen(int fd, int backlog)'),
+  accept4: libc.func('int accept4(int fd, void *addr, void *len, int flags)'),
+  connect: libc.func('int connect(int fd, void *addr, uint32_t len)'),
+  getsockname: libc.func('int getsockname(int fd, void *addr, void *len)'),
+  getpeername: libc.func('int getpeername(int fd, void *addr, void *len)'),
+  epoll_create1: libc.func('int epoll_create1(int flags)'),
+  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+  epoll_wait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  read: libc.func('intptr_t read(int fd, void *buf, uintptr_t count)'),
+  write: libc.func('intptr_t write(int fd, void *buf, uintptr_t count)'),
+  send: libc.func('intptr_t send(int fd, void *buf, uintptr_t len, int flags)'),
+  writev: libc.func('intptr_t writev(int fd, void *iov, int iovcnt)'),
+  splice: libc.func('intptr_t splice(int fdIn, void *offIn, int fdOut, void *offOut, uintptr_t len, uint32_t flags)'),
+  pipe2: libc.func('int pipe2(void *fds, int flags)'),
+  fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
+  shutdown: libc.func('int shutdown(int fd, int how)'),
+  close: libc.func('int close(int fd)'),
+  eventfd: libc.func('int eventfd(uint32_t initval, int flags)'),
+  getrlimit: libc.func('int getrlimit(int resource, void *rlim)'),
+  setrlimit: libc.func('int setrlimit(int resource, void *rlim)'),
+  getpid: libc.func('int getpid()'),
+};
+
+/** The raw calls, for set-up code in this folder. Nothing outside src/sys/ may use them. */
+export const raw = c;
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+// errno number -> name, from koffi's table of the platform's values.
+const names: string[] = [];
+for (const [name, value] of Object.entries(koffi.os.errno)) {
+  if (names[value] === undefined) names[value] = name;
+}
+// Linux aliases EWOULDBLOCK to EAGAIN and EDEADLOCK to EDEADLK; prefer the common spelling.
+names[E.EAGAIN] = 'EAGAIN';
+
+/** `errnoName(104) === 'ECONNRESET'`. Accepts the positive errno or a hot-path negative result. */
+export function errnoName(err: number): string {
+  const n = Math.abs(err);
+  return names[n] ?? `E${n}`;
+}
+
+// ---- hot path: results or -errno ------------------------------------------------------------------
+
+// Each wrapper reads errno only when libc returned exactly -1, as POSIX specifies.
+
+export function read(fd: number, buf: Uint8Array, len: number): number {
+  for (;;) {
+    const r = c.read(fd, buf, len) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/** send(2) with MSG_NOSIGNAL: a peer that reset gives -EPIPE, never a signal. */
+export function send(fd: number, buf: Uint8Array, len: number, flags: number): number {
+  for (;;) {
+    const r = c.send(fd, buf, len, flags) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+export function write(fd: number, buf: Uint8Array, len: number): number {
+  for (;;) {
+    const r = c.write(fd, buf, len) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/**
+ * Fills iovec number `i` of `iov` (struct iovec { void *base; size_t len; }, 16 bytes on 64-bit Linux) to
+ * point at `buf`. `buf` must be a Buffer with an off-heap backing store (Buffer.alloc*, a pool buffer): those
+ * never move, where a tiny typed array kept on V8's heap could. Fill right before the writev call.
+ */
+export function setIovec(iov: BigUint64Array, i: number, buf: Uint8Array): void {
+  iov[2 * i] = koffi.address(buf);
+  iov[2 * i + 1] = BigInt(buf.byteLength);
+}
+
+/** writev(2) over `count` iovecs filled by setIovec(). */
+export function writev(fd: number, iov: BigUint64Array, count: number): number {
+  for (;;) {
+    const r = c.writev(fd, iov, count) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/** splice(2) between a socket and a pipe, no offsets. */
+export function splice(fdIn: number, fdOut: number, len: number, flags: number): number {
+  for (;;) {
+    const r = c.splice(fdIn, null, fdOut, null, len, flags) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/** accept4(2) without the peer address (getpeername() gives it when a log line needs it). */
+export function accept4(fd: number, flags: number): number {
+  for (;;) {
+    const r = c.accept4(fd, null, null, flags) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/** socket(2); -errno on failure (EMFILE is an expected condition under load, not a set-up error). */
+export function socket(domain: number, type: number, protocol: number): number {
+  const r = c.socket(domain, type, protocol) as number;
+  return r === -1 ? -koffi.errno() : r;
+}
+
+/**
+ * connect(2) on a non-blocking socket: 0 when connected at once, -EINPROGRESS while in progress, other
+ * -errno on failure. EINTR leaves the connect going on in the background, as EINPROGRESS does (POSIX).
+ */
+export function connect(fd: number, addr: Uint8Array, len: number): number {
+  const r = c.connect(fd, addr, len) as number;
+  if (r !== -1) return r;
+  const e = koffi.errno();
+  return e === E.EINTR ? -E.EINPROGRESS : -e;
+}
+
+const intBox = new Int32Array(1);
+const lenBox = new Uint32Array(1);
+
+/** getsockopt(SOL_SOCKET, SO_ERROR): the pending error of a socket (0 = none), or -errno. */
+export function sockError(fd: number): number {
+  intBox[0] = 0;
+  lenBox[0] = 4;
+  const r = c.getsockopt(fd, 1 /* SOL_SOCKET */, 4 /* SO_ERROR */, intBox, lenBox) as number;
+  return r === -1 ? -koffi.errno() : intBox[0];
+}
+
+/** setsockopt with an int value: 0 or -errno. */
+export function setIntOpt(fd: number, level: number, name: number, value: number): number {
+  intBox[0] = value;
+  const r = c.setsockopt(fd, level, name, intBox, 4) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+const lingerZero = new Int32Array([1, 0]); // struct linger { int l_onoff; int l_linger; }: 8 bytes
+
+/**
+ * SO_LINGER {on, 0 s}: the next close() sends RST instead of FIN. Used to pass an abort (a reset on one
+ * side) on to the other side, so it does not mistake a cut-off stream for a complete one. 0 or -errno.
+ */
+export function setLingerZero(fd: number): number {
+  const r = c.setsockopt(fd, 1 /* SOL_SOCKET */, 13 /* SO_LINGER */, lingerZero, 8) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+export function shutdown(fd: number, how: number): number {
+  const r = c.shutdown(fd, how) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+/** close(2). On Linux the fd is released even when close reports EINTR, so it is never retried. */
+export function close(fd: number): number {
+  const r = c.close(fd) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+export function epollCtl(epfd: number, op: number, fd: number, event: Uint8Array | null): number {
+  const r = c.epoll_ctl(epfd, op, fd, event) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+/** epoll_wait(2); EINTR (a signal to this process) is reported as 0 events, so the caller just loops. */
+export function epollWait(epfd: number, events: Uint8Array, max: number, timeoutMs: number): number {
+  const r = c.epoll_wait(epfd, events, max, timeoutMs) as number;
+  if (r !== -1) return r;
+  const e = koffi.errno();
+  return e === E.EINTR ? 0 : -e;
+}
+
+/** pipe2(2) into fds[0] (read end) and fds[1] (write end): 0 or -errno. */
+export function pipe2(fds: Int32Array, flags: number): number {
+  const r = c.pipe2(fds, flags) as number;
+  return r === -1 ? -koffi.errno() : 0;
+}
+
+/** fcntl(2) with an int argument: the result, or -errno. */
+export function fcntlInt(fd: number, cmd: number, arg: number): number {
+  const r = c.fcntl(fd, cmd, 'int', arg) as number;
+  return r === -1 ? -koffi.errno() : r;
+}
+
+export function getpid(): number {
+  return c.getpid() as number;
+}

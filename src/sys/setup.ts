@@ -1,0 +1,103 @@
+// Set-up calls: they run at start, stop or on rare paths, and throw SysError with the call and errno name
+// (`listen 127.0.0.1:8080: EADDRINUSE (address already in use)`), which the CLI prints as its one line.
+
+import { EFD, F, IPV6_V6ONLY, O, RLIMIT_NOFILE, SO, SOCK, SOL, TCP_NODELAY } from './constants.js';
+import { check } from './errors.js';
+import { close, errno, fcntlInt, pipe2, raw, setIntOpt, socket, write } from './libc.js';
+import {
+  type Address,
+  addressFamily,
+  decodeSockaddr,
+  encodeSockaddr,
+  formatAddress,
+  SOCKADDR_STORAGE_SIZE,
+} from './sockaddr.js';
+
+export type ListenOptions = { backlog: number; reusePort: boolean };
+
+/**
+ * A non-blocking listening TCP socket bound to `addr`. With reusePort, several such sockets (one per worker,
+ * and across processes of the same user) share the port and the kernel spreads connections between them.
+ * An IPv6 listener is IPv6-only, so `[::]:P` and `0.0.0.0:P` can be two separate listeners.
+ */
+export function listenSocket(addr: Address, opts: ListenOptions): number {
+  const what = formatAddress(addr);
+  const fd = check(socket(addressFamily(addr), SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), 'socket', what);
+  try {
+    check(setIntOpt(fd, SOL.SOCKET, SO.REUSEADDR, 1), 'setsockopt SO_REUSEADDR', what);
+    if (opts.reusePort) check(setIntOpt(fd, SOL.SOCKET, SO.REUSEPORT, 1), 'setsockopt SO_REUSEPORT', what);
+    if (addr.family === 'ipv6') check(setIntOpt(fd, SOL.IPV6, IPV6_V6ONLY, 1), 'setsockopt IPV6_V6ONLY', what);
+    const sa = encodeSockaddr(addr);
+    const r = raw.bind(fd, sa, sa.length) as number;
+    check(r === -1 ? -errno() : 0, 'listen', what);
+    const l = raw.listen(fd, opts.backlog) as number;
+    check(l === -1 ? -errno() : 0, 'listen', what);
+    return fd;
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+/** The address a socket is bound to (resolves port 0). */
+export function localAddress(fd: number): Address {
+  const sa = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  const len = new Uint32Array([SOCKADDR_STORAGE_SIZE]);
+  const r = raw.getsockname(fd, sa, len) as number;
+  check(r === -1 ? -errno() : 0, 'getsockname');
+  return decodeSockaddr(sa, len[0]);
+}
+
+/** The address of a connected socket's peer, or null when it is gone. For log lines, not the hot path. */
+export function peerAddress(fd: number): Address | null {
+  const sa = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+  const len = new Uint32Array([SOCKADDR_STORAGE_SIZE]);
+  const r = raw.getpeername(fd, sa, len) as number;
+  if (r === -1) return null;
+  return decodeSockaddr(sa, len[0]);
+}
+
+/** A non-blocking eventfd, used to wake a worker blocked in epoll_wait. */
+export function createEventfd(): number {
+  const fd = raw.eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC) as number;
+  return check(fd === -1 ? -errno() : fd, 'eventfd');
+}
+
+const one = new BigUint64Array([1n]);
+
+/** Adds 1 to an eventfd's counter. Any thread may call it; the fd is shared by the whole process. */
+export function signalEventfd(fd: number): void {
+  // EAGAIN means the counter is at its maximum, so the reader is already due to wake: nothing is lost.
+  write(fd, new Uint8Array(one.buffer), 8);
+}
+
+/**
+ * A non-blocking pipe for splice, resized to `size` bytes (F_SETPIPE_SZ rounds up to a power-of-two number
+ * of pages). Returns [readFd, writeFd], or -errno (EMFILE/ENFILE are expected under load: the caller falls
+ * back to copying).
+ */
+export function createPipe(size: number, fds: Int32Array): number {
+  const r = pipe2(fds, O.NONBLOCK | O.CLOEXEC);
+  if (r < 0) return r;
+  // A failure to resize (EPERM over /proc/sys/fs/pipe-max-size) leaves the default 64 KiB, which works.
+  fcntlInt(fds[1], F.SETPIPE_SZ, size);
+  return 0;
+}
+
+/** The current size of a pipe's buffer, in bytes. */
+export function pipeSize(fd: number): number {
+  return check(fcntlInt(fd, F.GETPIPE_SZ, 0), 'fcntl F_GETPIPE_SZ');
+}
+
+/** RLIMIT_NOFILE as [soft, hard]. */
+export function getNofile(): [number, number] {
+  const lim = new BigUint64Array(2);
+  const r = raw.getrlimit(RLIMIT_NOFILE, lim) as number;
+  check(r === -1 ? -errno() : 0, 'getrlimit RLIMIT_NOFILE');
+  return [Number(lim[0]), Number(lim[1])];
+}
+
+export function setNoDelay(fd: number): number {
+  return setIntOpt(fd, SOL.TCP, TCP_NODELAY, 1);
+}
+
