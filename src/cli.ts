@@ -56,7 +56,8 @@ const argv = await yargs(hideBin(process.argv))
   .version(pkg.version)
   .help()
   .fail((msg, err) => {
-    fail(msg ?? err?.message ?? 'bad arguments', EXIT_USAGE);
+    // yargs spreads some messages over lines ("Invalid values:\n  Argument: ..."): keep to one.
+    fail((msg ?? err?.message ?? 'bad arguments').replace(/\s*\n\s*/g, ' '), EXIT_USAGE);
   })
   .parseAsync();
 

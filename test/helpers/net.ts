@@ -149,3 +149,25 @@ export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/**
+ * Resolves when `s` has closed, by error or not, with the error code if there was one. (events.once(s,
+ * 'close') would reject on the 'error' that a reset emits first.)
+ */
+export function closed(s: net.Socket): Promise<string | null> {
+  return new Promise((resolve) => {
+    let code: string | null = null;
+    s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? String(e)));
+    if (s.destroyed && s.closed) resolve(code);
+    else s.once('close', () => resolve(code));
+  });
+}
+
+/** Resolves when the peer is done with `s`: its FIN ('end') or a reset/close, whichever comes first. */
+export function peerDone(s: net.Socket): Promise<'end' | 'close'> {
+  return new Promise((resolve) => {
+    s.on('error', () => {});
+    s.once('end', () => resolve('end'));
+    s.once('close', () => resolve('close'));
+  });
+}

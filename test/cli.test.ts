@@ -1,0 +1,122 @@
+// The CLI as a user runs it: one clear line and exit 2 for a bad flag or address, a named port in use, the
+// demo backend when no --backend is given, and a drain on SIGTERM.
+import t from 'tap';
+import { once } from 'node:events';
+import { get } from 'node:http';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { closed, connect, echoServer, peerDone, readBytes, runCli, startCli, waitFor } from './helpers/net.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+t.test('--help lists every flag; --version prints the version', async (t) => {
+  const help = await runCli(['start', '--help']);
+  t.equal(help.code, 0);
+  for (const flag of ['--listen', '--backend', '--mode', '--workers', '--splice', '--drain-timeout', '--log-level']) {
+    t.match(help.stdout, flag);
+  }
+  const v = await runCli(['--version']);
+  t.equal(v.code, 0);
+  t.equal(v.stdout.trim(), pkg.version);
+});
+
+t.test('bad flags and addresses: one line on stderr, exit code 2', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [[], /say what to do/],
+    [['start', '--nope'], /Unknown argument: nope/],
+    [['start', '--backend', 'nope'], /bad address 'nope': expected HOST:PORT/],
+    [['start', '--backend', '127.0.0.1:99999'], /port must be a number from 0 to 65535/],
+    [['start', '--listen', 'unix:/tmp/x'], /listen must be HOST:PORT/],
+    [['start', '--workers', '0'], /workers must be a whole number from 1/],
+    [['start', '--workers', 'many'], /workers must be a number/],
+    [['start', '--splice', 'maybe'], /Invalid values: Argument: splice, Given: "maybe"/],
+    [['start', '--mode', 'http'], /mode 'http' is not available in this version yet/],
+    [['start', '--drain-timeout', '-1'], /drain timeout must be/],
+    [['start', '--backend', 'no-such-host.invalid:80'], /cannot resolve 'no-such-host.invalid'/],
+  ];
+  for (const [args, why] of cases) {
+    const r = await runCli(args);
+    t.equal(r.code, 2, `exit 2 for ${args.join(' ')}`);
+    t.match(r.stderr, why, args.join(' '));
+    t.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}`);
+    t.match(r.stderr, /^ffi-proxy: /);
+  }
+});
+
+t.test('a port in use: one line naming it, non-zero exit', async (t) => {
+  const holder = net.createServer();
+  holder.listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.teardown(() => holder.close());
+  const { port } = holder.address() as net.AddressInfo;
+  const r = await runCli(['start', '--listen', `127.0.0.1:${port}`, '--backend', '127.0.0.1:1']);
+  t.equal(r.code, 1);
+  t.equal(r.stderr.trim(), `ffi-proxy: listen 127.0.0.1:${port}: EADDRINUSE (address already in use)`);
+});
+
+t.test('no --backend: the built-in demo backend answers through the proxy', async (t) => {
+  const run = await startCli(['--workers', '1']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  t.match(run.stdout(), /demo backend/);
+  t.match(run.stdout(), /--backend HOST:PORT/, 'says how to point it at a real backend');
+  const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    get({ host: '127.0.0.1', port: run.port, path: '/hi' }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    }).on('error', reject);
+  });
+  t.equal(body.status, 200);
+  t.match(body.text, /Hello from the ffi-proxy demo backend/);
+  t.match(body.text, /GET \/hi/);
+});
+
+t.test('SIGTERM: stops accepting, lets the open connection finish, exits 0', async (t) => {
+  const backend = await echoServer();
+  t.teardown(() => backend.close());
+  const run = await startCli(['--backend', `127.0.0.1:${backend.port}`, '--workers', '2', '--drain-timeout', '30']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  const c = await connect(run.port);
+  c.write('before');
+  t.equal((await readBytes(c, 6)).toString(), 'before');
+
+  const exited = once(run.child, 'exit');
+  run.child.kill('SIGTERM');
+  await waitFor(() => /draining/.test(run.stderr()), 'the drain message');
+  // New connections are refused once the listeners are closed.
+  const refused = await new Promise<string>((resolve) => {
+    const probe = net.connect(run.port, '127.0.0.1');
+    probe.on('connect', () => {
+      probe.destroy();
+      resolve('connected');
+    });
+    probe.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  t.equal(refused, 'ECONNREFUSED', 'no new connections while draining');
+  // The open one still works.
+  c.write('during drain');
+  t.equal((await readBytes(c, 12)).toString(), 'during drain');
+  t.equal(run.child.exitCode, null, 'still running while a connection is open');
+  c.end();
+  const [code] = await exited;
+  t.equal(code, 0);
+});
+
+t.test('SIGTERM with a connection that will not finish: closed at --drain-timeout, exit 0', async (t) => {
+  const backend = await echoServer();
+  t.teardown(() => backend.close());
+  const run = await startCli(['--backend', `127.0.0.1:${backend.port}`, '--workers', '1', '--drain-timeout', '0.5']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  const c = await connect(run.port);
+  c.write('x');
+  await readBytes(c, 1);
+  const gone = peerDone(c);
+  const exited = once(run.child, 'exit');
+  run.child.kill('SIGTERM');
+  const [code] = await exited;
+  t.equal(code, 0);
+  t.ok(await gone, 'the lingering connection was closed');
+  t.match(run.stderr(), /drain timeout: closing 1 connection/);
+  c.destroy();
+  await closed(c);
+});
