@@ -37,8 +37,8 @@ export type Proxy = {
 };
 
 // Bytes a connection's outbox buffer holds, and the size each splice pipe is set to. 64 KiB is Linux's
-// default pipe size and a full TCP receive window's worth on loopback at default settings; larger buffers
-// did not move more bytes per syscall in our runs (docs/benchmarks.md).
+// default pipe size (16 pages), so a direction moves the same amount per call whether it copies or splices,
+// and `auto` can compare a read against it. Not tuned further yet: see docs/benchmarks.md for what was run.
 const BUFFER_SIZE = 64 * 1024;
 // fds kept back from the per-process limit for everything that is not a connection: stdio, the epoll and
 // eventfd of each worker, the demo backend, Node's own (libuv's signal pipe, its epoll, inotify...).

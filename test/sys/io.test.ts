@@ -1,0 +1,73 @@
+// The I/O bindings against the real kernel: writev over two Buffers, splice through a pipe between two
+// sockets, F_SETPIPE_SZ, and the -errno convention (EAGAIN as a value, not an exception).
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { AF, MSG, SOCK, SPLICE_F } from '../../dist/sys/constants.js';
+import { close, connect, errnoName, read, send, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
+import { createPipe, pipeSize } from '../../dist/sys/setup.js';
+import { encodeSockaddr } from '../../dist/sys/sockaddr.js';
+
+t.test('writev gathers two buffers into one pipe write', async (t) => {
+  const fds = new Int32Array(2);
+  t.equal(createPipe(65536, fds), 0);
+  t.teardown(() => {
+    close(fds[0]);
+    close(fds[1]);
+  });
+  const iov = new BigUint64Array(4);
+  const a = Buffer.from('head:');
+  const b = Buffer.from('body');
+  setIovec(iov, 0, a);
+  setIovec(iov, 1, b);
+  t.equal(writev(fds[1], iov, 2), 9);
+  const out = Buffer.alloc(32);
+  t.equal(read(fds[0], out, 32), 9);
+  t.equal(out.toString('utf8', 0, 9), 'head:body');
+  t.equal(errnoName(read(fds[0], out, 32)), 'EAGAIN', 'an empty non-blocking pipe gives -EAGAIN');
+});
+
+t.test('F_SETPIPE_SZ: a pipe asked for 256 KiB has at least that', async (t) => {
+  const fds = new Int32Array(2);
+  t.equal(createPipe(256 * 1024, fds), 0);
+  t.ok(pipeSize(fds[0]) >= 256 * 1024, `pipe size ${pipeSize(fds[0])}`);
+  close(fds[0]);
+  close(fds[1]);
+});
+
+t.test('splice moves bytes socket -> pipe -> socket without them entering the process', async (t) => {
+  // A real TCP server that collects what reaches it.
+  const got: Buffer[] = [];
+  const srv = net.createServer((s) => s.on('data', (d) => got.push(d)));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => srv.close());
+  const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
+
+  // src: our socket to a Node server whose side we write to; dst: our socket to the collecting server.
+  const inner = net.createServer();
+  inner.listen(0, '127.0.0.1');
+  await once(inner, 'listening');
+  t.teardown(() => inner.close());
+  const src = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
+  const isa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (inner.address() as net.AddressInfo).port });
+  const accepted = once(inner, 'connection');
+  t.equal(connect(src, isa, isa.length), 0);
+  const [peer] = (await accepted) as [net.Socket];
+  const dst = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
+  t.equal(connect(dst, sa, sa.length), 0);
+
+  peer.write('spliced bytes');
+  await new Promise((r) => setTimeout(r, 50));
+  const fds = new Int32Array(2);
+  t.equal(createPipe(65536, fds), 0);
+  const flags = SPLICE_F.MOVE | SPLICE_F.NONBLOCK;
+  t.equal(splice(src, fds[1], 65536, flags), 13, 'socket -> pipe');
+  t.equal(splice(fds[0], dst, 13, flags), 13, 'pipe -> socket');
+  t.equal(send(dst, Buffer.from('!'), 1, MSG.NOSIGNAL), 1);
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(Buffer.concat(got).toString(), 'spliced bytes!');
+  t.equal(write(-1, Buffer.alloc(1), 1), -9, 'write to a bad fd is -EBADF');
+  peer.destroy();
+  for (const fd of [src, dst, fds[0], fds[1]]) close(fd);
+});
