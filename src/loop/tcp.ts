@@ -58,7 +58,6 @@ export function onAccept(w: WorkerLoop, fd: number): void {
     t.ctr[CTR.REFUSED_FULL]++;
     w.log.limited(LEVEL.warn, 'full', `connection table full (${t.capacity} slots): refused a connection`);
     close(fd); // this fd never had a slot, so closeSlot() is not for it
-
     return;
   }
   setNoDelay(fd);
@@ -148,7 +147,11 @@ export function pump(w: WorkerLoop, src: number): void {
   const t = w.t;
   const dst = t.peer[src];
   for (let reads = 0; ; ) {
-    if ((t.buf[src] >= 0 || t.pipe[src] >= 0) && !flush(w, src, dst)) return;
+    if (t.buf[src] >= 0 || t.pipe[src] >= 0) {
+      // A blocked peer stays blocked until its EPOLLOUT (which clears W_BLOCKED and calls us again): a send
+      // now could only return EAGAIN.
+      if (t.flags[dst] & FL.W_BLOCKED || !flush(w, src, dst)) return;
+    }
     const f = t.flags[src];
     if (f & FL.EOF_IN) {
       if (!(t.flags[dst] & FL.FIN_SENT)) forwardFin(w, src, dst);
