@@ -1,0 +1,217 @@
+// Reading and rewriting a message head that llhttp has already accepted in strict mode, so every line ends
+// in CRLF, every field line has a colon, there is no obs-fold and no bare CR or LF. This file does not
+// re-validate syntax; it finds fields and applies the proxy's rules.
+//
+//   scanHead(head) -> HeadInfo: a span per field line (name, value with OWS trimmed), Host count,
+//                                Connection tokens, Expect: 100-continue, Upgrade
+//   writeRequestHead(head, info, out, opts) -> the head to send upstream: hop-by-hop fields removed
+//                                (RFC 9110 7.6.1), X-Forwarded-For/-Proto/-Host added
+//
+// No allocation per call on the common path: spans go into the HeadInfo's Int32Array, names are compared
+// as bytes. Strings appear only for fields named in Connection (rare) and for X-Forwarded-Host.
+
+/** At most this many field lines per head: HAProxy's default (tune.http.maxhdr 101) rounded; past it, 431. */
+export const MAX_FIELDS = 100;
+
+export const HEAD_ERR = { NONE: 0, TOO_MANY_FIELDS: 1, NO_HOST: 2, MANY_HOSTS: 3 } as const;
+
+export class HeadInfo {
+  /** 4 per field line: nameStart, nameEnd, valueStart, valueEnd (offsets into the scanned buffer). */
+  readonly spans = new Int32Array(MAX_FIELDS * 4);
+  count = 0;
+  /** End of the start line (the index of its CR). */
+  startLineEnd = 0;
+  hosts = 0;
+  host = -1; // field index of the (first) Host
+  connClose = false;
+  connKeepAlive = false;
+  connUpgrade = false;
+  upgrade = -1; // field index of Upgrade
+  expectContinue = false;
+  /** Lower-case field names listed in Connection besides close/keep-alive/upgrade (hop-by-hop too). */
+  connectionNamed: string[] = [];
+}
+
+const COLON = 0x3a;
+const CR = 0x0d;
+const SP = 0x20;
+const HTAB = 0x09;
+const COMMA = 0x2c;
+
+/** Byte-wise, ASCII case-insensitive: does buf[s..e) equal `lower` (given in lower case)? */
+function eqLower(buf: Uint8Array, s: number, e: number, lower: string): boolean {
+  if (e - s !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const c = buf[s + i];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Hop-by-hop fields a proxy must not forward (RFC 9110 7.6.1, plus the Trailer field the issue names). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
+
+/**
+ * Fills `info` from the head in buf[start..end) (end = just past the blank line's LF). Returns a HEAD_ERR:
+ * TOO_MANY_FIELDS (answer 431). Host and Connection rules are checked by requestHeadError().
+ */
+export function scanHead(buf: Uint8Array, start: number, end: number, info: HeadInfo): number {
+  info.count = 0;
+  info.hosts = 0;
+  info.host = -1;
+  info.connClose = info.connKeepAlive = info.connUpgrade = false;
+  info.upgrade = -1;
+  info.expectContinue = false;
+  if (info.connectionNamed.length) info.connectionNamed = [];
+  let p = start;
+  while (p < end && buf[p] !== CR) p++;
+  info.startLineEnd = p;
+  p += 2;
+  while (p < end && buf[p] !== CR) {
+    if (info.count === MAX_FIELDS) return HEAD_ERR.TOO_MANY_FIELDS;
+    const ns = p;
+    while (buf[p] !== COLON) p++;
+    const ne = p;
+    p++;
+    while (buf[p] === SP || buf[p] === HTAB) p++;
+    const vs = p;
+    while (buf[p] !== CR) p++;
+    let ve = p;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    p += 2;
+    const i = info.count++;
+    const o = i * 4;
+    info.spans[o] = ns;
+    info.spans[o + 1] = ne;
+    info.spans[o + 2] = vs;
+    info.spans[o + 3] = ve;
+    classify(buf, info, i, ns, ne, vs, ve);
+  }
+  return HEAD_ERR.NONE;
+}
+
+function classify(buf: Uint8Array, info: HeadInfo, i: number, ns: number, ne: number, vs: number, ve: number): void {
+  switch (ne - ns) {
+    case 4:
+      if (eqLower(buf, ns, ne, 'host')) {
+        info.hosts++;
+        if (info.host < 0) info.host = i;
+      }
+      return;
+    case 6:
+      if (eqLower(buf, ns, ne, 'expect') && eqLower(buf, vs, ve, '100-continue')) info.expectContinue = true;
+      return;
+    case 7:
+      if (eqLower(buf, ns, ne, 'upgrade')) info.upgrade = i;
+      return;
+    case 10:
+      if (eqLower(buf, ns, ne, 'connection')) connectionTokens(buf, info, vs, ve);
+      return;
+  }
+}
+
+/** Connection = #connection-option: comma-separated tokens with optional whitespace. */
+function connectionTokens(buf: Uint8Array, info: HeadInfo, vs: number, ve: number): void {
+  let p = vs;
+  while (p < ve) {
+    while (p < ve && (buf[p] === SP || buf[p] === HTAB || buf[p] === COMMA)) p++;
+    const ts = p;
+    while (p < ve && buf[p] !== COMMA) p++;
+    let te = p;
+    while (te > ts && (buf[te - 1] === SP || buf[te - 1] === HTAB)) te--;
+    if (te === ts) continue;
+    if (eqLower(buf, ts, te, 'close')) info.connClose = true;
+    else if (eqLower(buf, ts, te, 'keep-alive')) info.connKeepAlive = true;
+    else if (eqLower(buf, ts, te, 'upgrade')) info.connUpgrade = true;
+    else info.connectionNamed.push(Buffer.from(buf.buffer, buf.byteOffset + ts, te - ts).toString('latin1').toLowerCase());
+  }
+}
+
+/**
+ * The proxy's request rules beyond llhttp's: an HTTP/1.1 request needs exactly one Host (RFC 9112 3.2: a
+ * server MUST answer 400 when it is missing or repeated); HTTP/1.0 may omit it but not repeat it.
+ */
+export function requestHeadError(info: HeadInfo, httpMinor: number): number {
+  if (info.hosts > 1) return HEAD_ERR.MANY_HOSTS;
+  if (info.hosts === 0 && httpMinor === 1) return HEAD_ERR.NO_HOST;
+  return HEAD_ERR.NONE;
+}
+
+function isHopByHop(buf: Uint8Array, info: HeadInfo, ns: number, ne: number, keepUpgrade: boolean): boolean {
+  for (const name of HOP_BY_HOP) {
+    if (eqLower(buf, ns, ne, name)) return !(keepUpgrade && name === 'upgrade');
+  }
+  for (const name of info.connectionNamed) if (eqLower(buf, ns, ne, name)) return true;
+  return false;
+}
+
+export type ForwardOptions = {
+  /** Add X-Forwarded-For/-Proto/-Host (on by default in the CLI; --no-forwarded-headers turns it off). */
+  forwarded: boolean;
+  /** The client's address as text, for X-Forwarded-For. */
+  clientAddress: string;
+  /** The scheme the client used: "http" until TLS exists. */
+  proto: string;
+  /** The request asks to upgrade and the proxy will let it: keep Upgrade and send Connection: upgrade. */
+  upgrading: boolean;
+};
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * Writes the upstream version of the request head buf[start..end) into `out` and returns its length, or -1
+ * when `out` is too small (the caller answers 431). The start line is copied as is. Hop-by-hop fields and
+ * the fields Connection names are dropped; an existing X-Forwarded-For gets the client appended (as nginx's
+ * $proxy_add_x_forwarded_for does), and X-Forwarded-Proto/-Host are replaced, so a client cannot forge them.
+ */
+export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo, out: Buffer, o: ForwardOptions): number {
+  let n = 0;
+  const put = (src: Uint8Array, s: number, e: number): boolean => {
+    if (n + (e - s) > out.length) return false;
+    out.set(src.subarray(s, e), n);
+    n += e - s;
+    return true;
+  };
+  const text = (s: string): boolean => {
+    if (n + s.length > out.length) return false;
+    n += out.write(s, n, 'latin1');
+    return true;
+  };
+  if (!put(buf, start, info.startLineEnd) || !put(CRLF, 0, 2)) return -1;
+  let xff = -1;
+  for (let i = 0; i < info.count; i++) {
+    const ns = info.spans[i * 4];
+    const ne = info.spans[i * 4 + 1];
+    const vs = info.spans[i * 4 + 2];
+    const ve = info.spans[i * 4 + 3];
+    if (isHopByHop(buf, info, ns, ne, o.upgrading)) continue;
+    if (o.forwarded) {
+      if (eqLower(buf, ns, ne, 'x-forwarded-for')) {
+        if (xff < 0) xff = i; // merged into one line below
+        continue;
+      }
+      if (eqLower(buf, ns, ne, 'x-forwarded-proto') || eqLower(buf, ns, ne, 'x-forwarded-host')) continue;
+    }
+    if (!put(buf, ns, ne) || !text(': ') || !put(buf, vs, ve) || !put(CRLF, 0, 2)) return -1;
+  }
+  if (o.upgrading && !text('Connection: upgrade\r\n')) return -1;
+  if (o.forwarded) {
+    // Every X-Forwarded-For line the client sent, in order, then the client itself.
+    let prior = '';
+    for (let i = xff; i >= 0 && i < info.count; i++) {
+      const ns = info.spans[i * 4];
+      const ne = info.spans[i * 4 + 1];
+      if (!eqLower(buf, ns, ne, 'x-forwarded-for')) continue;
+      const v = Buffer.from(buf.buffer, buf.byteOffset + info.spans[i * 4 + 2], info.spans[i * 4 + 3] - info.spans[i * 4 + 2]);
+      if (v.length) prior += (prior ? ', ' : '') + v.toString('latin1');
+    }
+    if (!text(`X-Forwarded-For: ${prior ? prior + ', ' : ''}${o.clientAddress}\r\n`)) return -1;
+    if (!text(`X-Forwarded-Proto: ${o.proto}\r\n`)) return -1;
+    if (info.host >= 0) {
+      const vs = info.spans[info.host * 4 + 2];
+      const ve = info.spans[info.host * 4 + 3];
+      if (!text('X-Forwarded-Host: ') || !put(buf, vs, ve) || !put(CRLF, 0, 2)) return -1;
+    }
+  }
+  return put(CRLF, 0, 2) ? n : -1;
+}

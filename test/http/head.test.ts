@@ -1,0 +1,138 @@
+// Request heads as the proxy will forward them: fields found in llhttp-checked bytes, the Host rules,
+// hop-by-hop removal (RFC 9110 7.6.1) and X-Forwarded-* that a client cannot forge.
+import t, { type Test } from 'tap';
+import { HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeRequestHead } from '../../dist/http/head.js';
+import { HttpParser, PEV } from '../../dist/http/parser.js';
+import { PARSER_TYPE } from '../../dist/http/parser-t.js';
+
+/** Parses `text` as llhttp will see it on the wire and returns the head bytes and the parser. */
+function head(text: string): { buf: Buffer; p: HttpParser } {
+  const buf = Buffer.from(text, 'latin1');
+  const p = new HttpParser(PARSER_TYPE.REQUEST);
+  const ev = p.execute(buf);
+  if (!(ev & PEV.HEADERS)) throw new Error(`llhttp did not accept the head: ${p.errorName()}`);
+  return { buf: buf.subarray(0, p.consumed), p };
+}
+
+function fields(buf: Buffer, info: HeadInfo): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < info.count; i++) {
+    const [ns, ne, vs, ve] = info.spans.subarray(i * 4, i * 4 + 4);
+    out.push([buf.toString('latin1', ns, ne), buf.toString('latin1', vs, ve)]);
+  }
+  return out;
+}
+
+const opts = { forwarded: true, clientAddress: '192.0.2.7', proto: 'http', upgrading: false };
+
+function rewrite(t: Test, text: string, o = opts): string {
+  const { buf } = head(text);
+  const info = new HeadInfo();
+  t.equal(scanHead(buf, 0, buf.length, info), HEAD_ERR.NONE);
+  const out = Buffer.alloc(8192);
+  const n = writeRequestHead(buf, 0, info, out, o);
+  const result = out.toString('latin1', 0, n);
+  // What we send must itself be a head llhttp accepts, ending where it should.
+  const check = new HttpParser(PARSER_TYPE.REQUEST);
+  const ev = check.execute(out.subarray(0, n));
+  t.ok(ev & PEV.HEADERS, 'the rewritten head parses');
+  t.equal(check.consumed, n);
+  return result;
+}
+
+t.test('field spans, with optional whitespace trimmed', async (t) => {
+  const { buf } = head('GET /a HTTP/1.1\r\nHost: example.com\r\nX-Pad:   spaced value \t\r\nEmpty:\r\n\r\n');
+  const info = new HeadInfo();
+  t.equal(scanHead(buf, 0, buf.length, info), HEAD_ERR.NONE);
+  t.same(fields(buf, info), [
+    ['Host', 'example.com'],
+    ['X-Pad', 'spaced value'],
+    ['Empty', ''],
+  ]);
+  t.equal(buf.toString('latin1', 0, info.startLineEnd), 'GET /a HTTP/1.1');
+});
+
+t.test('Host: exactly one for HTTP/1.1, at most one for HTTP/1.0', async (t) => {
+  const cases: [string, number][] = [
+    ['GET / HTTP/1.1\r\nHost: a\r\n\r\n', HEAD_ERR.NONE],
+    ['GET / HTTP/1.1\r\nX: y\r\n\r\n', HEAD_ERR.NO_HOST],
+    ['GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n', HEAD_ERR.MANY_HOSTS],
+    ['GET / HTTP/1.0\r\n\r\n', HEAD_ERR.NONE],
+    ['GET / HTTP/1.0\r\nHOST: a\r\nHost: a\r\n\r\n', HEAD_ERR.MANY_HOSTS],
+  ];
+  for (const [text, want] of cases) {
+    const { buf, p } = head(text);
+    const info = new HeadInfo();
+    scanHead(buf, 0, buf.length, info);
+    t.equal(requestHeadError(info, p.httpMinor), want, JSON.stringify(text));
+  }
+});
+
+t.test('Connection tokens and Expect are recognised in any case and spacing', async (t) => {
+  const { buf } = head('POST / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive , X-Secret,UPGRADE\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n');
+  const info = new HeadInfo();
+  scanHead(buf, 0, buf.length, info);
+  t.ok(info.connKeepAlive);
+  t.ok(info.connUpgrade);
+  t.notOk(info.connClose);
+  t.same(info.connectionNamed, ['x-secret']);
+  t.ok(info.expectContinue);
+});
+
+t.test('hop-by-hop fields and the fields Connection names are not forwarded', async (t) => {
+  const out = rewrite(
+    t,
+    'GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n' +
+      'Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Secret: 1\r\n' +
+      'Accept: */*\r\nCookie: a=b\r\n\r\n',
+  );
+  t.equal(
+    out,
+    'GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nCookie: a=b\r\n' +
+      'X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n\r\n',
+  );
+});
+
+t.test('X-Forwarded-For is appended to; Proto and Host cannot be forged by the client', async (t) => {
+  const out = rewrite(
+    t,
+    'GET / HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n' +
+      'x-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-Host: forged.example\r\n\r\n',
+  );
+  t.match(out, /\r\nX-Forwarded-For: 10\.0\.0\.1, 10\.0\.0\.2, 10\.0\.0\.3, 192\.0\.2\.7\r\n/);
+  t.match(out, /\r\nX-Forwarded-Proto: http\r\n/);
+  t.notMatch(out, /https|forged/);
+  t.match(out, /\r\nX-Forwarded-Host: real\.example\r\n/);
+  t.equal(out.match(/x-forwarded-for/gi)?.length, 1, 'one X-Forwarded-For line');
+});
+
+t.test('with forwarded headers off, the client\'s X-Forwarded-* pass untouched and none are added', async (t) => {
+  const out = rewrite(t, 'GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n', { ...opts, forwarded: false });
+  t.equal(out, 'GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n');
+});
+
+t.test('an upgrade keeps Upgrade and says Connection: upgrade', async (t) => {
+  const out = rewrite(t, 'GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n', {
+    ...opts,
+    upgrading: true,
+  });
+  t.match(out, /\r\nUpgrade: websocket\r\n/);
+  t.match(out, /\r\nConnection: upgrade\r\n/);
+  t.equal(out.match(/connection:/gi)?.length, 1);
+});
+
+t.test(`more than ${MAX_FIELDS} field lines: TOO_MANY_FIELDS (431)`, async (t) => {
+  let text = 'GET / HTTP/1.1\r\nHost: h\r\n';
+  for (let i = 0; i < MAX_FIELDS; i++) text += `X-${i}: v\r\n`;
+  const { buf } = head(text + '\r\n');
+  t.equal(scanHead(buf, 0, buf.length, new HeadInfo()), HEAD_ERR.TOO_MANY_FIELDS);
+});
+
+t.test('an output buffer too small for the head gives -1, never a truncated head', async (t) => {
+  const { buf } = head('GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n');
+  const info = new HeadInfo();
+  scanHead(buf, 0, buf.length, info);
+  for (const size of [0, 10, 40, 60]) {
+    t.equal(writeRequestHead(buf, 0, info, Buffer.alloc(size), opts), -1, `${size} bytes`);
+  }
+});
