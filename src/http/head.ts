@@ -4,8 +4,8 @@
 //
 //   scanHead(head) -> HeadInfo: a span per field line (name, value with OWS trimmed), Host count,
 //                                Connection tokens, Expect: 100-continue, Upgrade
-//   writeRequestHead(head, info, out, opts) -> the head to send upstream: hop-by-hop fields removed
-//                                (RFC 9110 7.6.1), X-Forwarded-For/-Proto/-Host added
+//   writeHead(head, info, out, opts)  -> the head for the next hop, either way: hop-by-hop fields removed
+//                                (RFC 9110 7.6.1), the proxy's Connection line, X-Forwarded-* on requests
 //
 // No allocation per call on the common path: spans go into the HeadInfo's Int32Array, names are compared
 // as bytes. Strings appear only for fields named in Connection (rare) and for X-Forwarded-Host.
@@ -145,26 +145,33 @@ function isHopByHop(buf: Uint8Array, info: HeadInfo, ns: number, ne: number, kee
   return false;
 }
 
-export type ForwardOptions = {
-  /** Add X-Forwarded-For/-Proto/-Host (on by default in the CLI; --no-forwarded-headers turns it off). */
-  forwarded: boolean;
-  /** The client's address as text, for X-Forwarded-For. */
-  clientAddress: string;
-  /** The scheme the client used: "http" until TLS exists. */
-  proto: string;
-  /** The request asks to upgrade and the proxy will let it: keep Upgrade and send Connection: upgrade. */
+export type HeadOptions = {
+  /**
+   * For a request going upstream: add X-Forwarded-For/-Proto/-Host (on by default in the CLI;
+   * --no-forwarded-headers turns it off). Null for responses, and for requests with the option off.
+   */
+  forwarded: { clientAddress: string; proto: string } | null;
+  /** The request asks to upgrade and the proxy lets it (or this is the 101 answering it): keep Upgrade. */
   upgrading: boolean;
+  /**
+   * The Connection line to send, chosen by the proxy for this hop: 'close' when it will close after this
+   * message, 'keep-alive' for an HTTP/1.0 peer it keeps, null when HTTP/1.1's default says it all. An
+   * upgrade always sends `Connection: upgrade`.
+   */
+  connection: 'close' | 'keep-alive' | null;
 };
 
 const CRLF = Buffer.from('\r\n');
 
 /**
- * Writes the upstream version of the request head buf[start..end) into `out` and returns its length, or -1
- * when `out` is too small (the caller answers 431). The start line is copied as is. Hop-by-hop fields and
- * the fields Connection names are dropped; an existing X-Forwarded-For gets the client appended (as nginx's
- * $proxy_add_x_forwarded_for does), and X-Forwarded-Proto/-Host are replaced, so a client cannot forge them.
+ * Writes the next hop's version of the head buf[start..end) (a request going to the backend, or a response
+ * going to the client) into `out` and returns its length, or -1 when `out` is too small (the caller
+ * answers 431 or 502), never a truncated head. The start line is copied as is. Hop-by-hop fields and the
+ * fields Connection names are dropped, then the proxy's own Connection line is added. For requests with
+ * `forwarded`, an existing X-Forwarded-For gets the client appended (as nginx's $proxy_add_x_forwarded_for
+ * does), and X-Forwarded-Proto/-Host are replaced, so a client cannot forge them.
  */
-export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo, out: Buffer, o: ForwardOptions): number {
+export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: Buffer, o: HeadOptions): number {
   let n = 0;
   const put = (src: Uint8Array, s: number, e: number): boolean => {
     if (n + (e - s) > out.length) return false;
@@ -178,6 +185,7 @@ export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo,
     return true;
   };
   if (!put(buf, start, info.startLineEnd) || !put(CRLF, 0, 2)) return -1;
+  const fwd = o.forwarded;
   let xff = -1;
   for (let i = 0; i < info.count; i++) {
     const ns = info.spans[i * 4];
@@ -185,7 +193,7 @@ export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo,
     const vs = info.spans[i * 4 + 2];
     const ve = info.spans[i * 4 + 3];
     if (isHopByHop(buf, info, ns, ne, o.upgrading)) continue;
-    if (o.forwarded) {
+    if (fwd) {
       if (eqLower(buf, ns, ne, 'x-forwarded-for')) {
         if (xff < 0) xff = i; // merged into one line below
         continue;
@@ -194,8 +202,9 @@ export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo,
     }
     if (!put(buf, ns, ne) || !text(': ') || !put(buf, vs, ve) || !put(CRLF, 0, 2)) return -1;
   }
-  if (o.upgrading && !text('Connection: upgrade\r\n')) return -1;
-  if (o.forwarded) {
+  const connection = o.upgrading ? 'upgrade' : o.connection;
+  if (connection !== null && !text(`Connection: ${connection}\r\n`)) return -1;
+  if (fwd) {
     // Every X-Forwarded-For line the client sent, in order, then the client itself.
     let prior = '';
     for (let i = xff; i >= 0 && i < info.count; i++) {
@@ -205,8 +214,8 @@ export function writeRequestHead(buf: Uint8Array, start: number, info: HeadInfo,
       const v = Buffer.from(buf.buffer, buf.byteOffset + info.spans[i * 4 + 2], info.spans[i * 4 + 3] - info.spans[i * 4 + 2]);
       if (v.length) prior += (prior ? ', ' : '') + v.toString('latin1');
     }
-    if (!text(`X-Forwarded-For: ${prior ? prior + ', ' : ''}${o.clientAddress}\r\n`)) return -1;
-    if (!text(`X-Forwarded-Proto: ${o.proto}\r\n`)) return -1;
+    if (!text(`X-Forwarded-For: ${prior ? prior + ', ' : ''}${fwd.clientAddress}\r\n`)) return -1;
+    if (!text(`X-Forwarded-Proto: ${fwd.proto}\r\n`)) return -1;
     if (info.host >= 0) {
       const vs = info.spans[info.host * 4 + 2];
       const ve = info.spans[info.host * 4 + 3];

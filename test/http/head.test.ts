@@ -1,14 +1,14 @@
 // Request heads as the proxy will forward them: fields found in llhttp-checked bytes, the Host rules,
 // hop-by-hop removal (RFC 9110 7.6.1) and X-Forwarded-* that a client cannot forge.
 import t, { type Test } from 'tap';
-import { HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeRequestHead } from '../../dist/http/head.js';
+import { HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeHead } from '../../dist/http/head.js';
 import { HttpParser, PEV } from '../../dist/http/parser.js';
 import { PARSER_TYPE } from '../../dist/http/parser-t.js';
 
 /** Parses `text` as llhttp will see it on the wire and returns the head bytes and the parser. */
-function head(text: string): { buf: Buffer; p: HttpParser } {
+function head(text: string, type: number = PARSER_TYPE.REQUEST): { buf: Buffer; p: HttpParser } {
   const buf = Buffer.from(text, 'latin1');
-  const p = new HttpParser(PARSER_TYPE.REQUEST);
+  const p = new HttpParser(type);
   const ev = p.execute(buf);
   if (!(ev & PEV.HEADERS)) throw new Error(`llhttp did not accept the head: ${p.errorName()}`);
   return { buf: buf.subarray(0, p.consumed), p };
@@ -23,17 +23,17 @@ function fields(buf: Buffer, info: HeadInfo): [string, string][] {
   return out;
 }
 
-const opts = { forwarded: true, clientAddress: '192.0.2.7', proto: 'http', upgrading: false };
+const opts = { forwarded: { clientAddress: '192.0.2.7', proto: 'http' }, upgrading: false, connection: null };
 
-function rewrite(t: Test, text: string, o = opts): string {
-  const { buf } = head(text);
+function rewrite(t: Test, text: string, o: Parameters<typeof writeHead>[4] = opts, type: number = PARSER_TYPE.REQUEST): string {
+  const { buf } = head(text, type);
   const info = new HeadInfo();
   t.equal(scanHead(buf, 0, buf.length, info), HEAD_ERR.NONE);
   const out = Buffer.alloc(8192);
-  const n = writeRequestHead(buf, 0, info, out, o);
+  const n = writeHead(buf, 0, info, out, o);
   const result = out.toString('latin1', 0, n);
   // What we send must itself be a head llhttp accepts, ending where it should.
-  const check = new HttpParser(PARSER_TYPE.REQUEST);
+  const check = new HttpParser(type);
   const ev = check.execute(out.subarray(0, n));
   t.ok(ev & PEV.HEADERS, 'the rewritten head parses');
   t.equal(check.consumed, n);
@@ -107,7 +107,7 @@ t.test('X-Forwarded-For is appended to; Proto and Host cannot be forged by the c
 });
 
 t.test('with forwarded headers off, the client\'s X-Forwarded-* pass untouched and none are added', async (t) => {
-  const out = rewrite(t, 'GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n', { ...opts, forwarded: false });
+  const out = rewrite(t, 'GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n', { ...opts, forwarded: null });
   t.equal(out, 'GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n');
 });
 
@@ -133,6 +133,29 @@ t.test('an output buffer too small for the head gives -1, never a truncated head
   const info = new HeadInfo();
   scanHead(buf, 0, buf.length, info);
   for (const size of [0, 10, 40, 60]) {
-    t.equal(writeRequestHead(buf, 0, info, Buffer.alloc(size), opts), -1, `${size} bytes`);
+    t.equal(writeHead(buf, 0, info, Buffer.alloc(size), opts), -1, `${size} bytes`);
   }
+});
+
+t.test('responses: hop-by-hop fields dropped on the way back, the proxy\'s own Connection line added', async (t) => {
+  const res =
+    'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\n' +
+    'X-Internal: secret\r\nServer: backend\r\n\r\n';
+  const plain = rewrite(t, res, { forwarded: null, upgrading: false, connection: null }, PARSER_TYPE.RESPONSE);
+  t.equal(plain, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: backend\r\n\r\n');
+  const closing = rewrite(t, res, { forwarded: null, upgrading: false, connection: 'close' }, PARSER_TYPE.RESPONSE);
+  t.equal(closing, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: backend\r\nConnection: close\r\n\r\n');
+  const ka = rewrite(t, res, { forwarded: null, upgrading: false, connection: 'keep-alive' }, PARSER_TYPE.RESPONSE);
+  t.match(ka, /\r\nConnection: keep-alive\r\n\r\n$/, 'an HTTP/1.0 client kept alive is told so');
+  t.notMatch(ka, /X-Forwarded/, 'responses get no X-Forwarded-*');
+});
+
+t.test('a 101 answering an upgrade keeps Upgrade', async (t) => {
+  const out = rewrite(
+    t,
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n',
+    { forwarded: null, upgrading: true, connection: 'close' },
+    PARSER_TYPE.RESPONSE,
+  );
+  t.equal(out, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n');
 });
