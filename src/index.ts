@@ -4,11 +4,11 @@
 import { resolveOptions, type Mode, type StartOptions } from './config.js';
 import { startDemoBackend, type DemoBackend } from './http/demo.js';
 import { Logger, levelNumber } from './log.js';
-import { DEFAULT_BACKLOG, WorkerSet, type Stats } from './loop/supervisor.js';
+import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './loop/supervisor.js';
 import { CODES, ProxyError, type Address, formatAddress, getNofile } from './sys/index.js';
 
 export type { StartOptions, Mode, SpliceMode } from './config.js';
-export type { Stats } from './loop/supervisor.js';
+export type { Stats, WorkerStats } from './loop/supervisor.js';
 export type { Address } from './sys/index.js';
 export { CODES, ProxyError, SysError } from './sys/index.js';
 export { DEFAULTS } from './config.js';
@@ -27,8 +27,8 @@ export type Proxy = {
   capacityPerWorker: number;
   /** Counters summed over the workers, read from the shared tables without stopping anything. */
   stats(): Stats;
-  /** Per-worker accepted and open connections. */
-  workerStats(): { accepted: number; active: number; state: number }[];
+  /** Per worker: accepted and open connections, state, and how often it was restarted after dying. */
+  workerStats(): WorkerStats[];
   /**
    * Stops accepting, lets open connections finish for up to `drainTimeoutMs` (default: the start option),
    * closes the rest and ends the workers. Safe to call more than once.

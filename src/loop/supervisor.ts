@@ -44,12 +44,22 @@ export type Stats = {
   pipesOpen: number;
 };
 
+export type WorkerStats = {
+  accepted: number;
+  active: number;
+  /** WSTATE: 0 starting, 1 running, 2 draining, 3 stopped. */
+  state: number;
+  restarts: number;
+};
+
 type Slot = {
   index: number;
   cfg: WorkerConfig;
   table: ConnTable;
   thread: Worker | null;
   exited: Promise<void>;
+  /** Times this worker died while serving and was replaced. */
+  restarts: number;
 };
 
 // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4).
@@ -93,7 +103,7 @@ export class WorkerSet {
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
         };
-        set.slots.push({ index: i, cfg, table: new ConnTable(sab, o.capacity), thread: null, exited: Promise.resolve() });
+        set.slots.push({ index: i, cfg, table: new ConnTable(sab, o.capacity), thread: null, exited: Promise.resolve(), restarts: 0 });
       }
       await Promise.all(set.slots.map((s) => set!.spawn(s)));
       return set;
@@ -148,7 +158,8 @@ export class WorkerSet {
 
   /** A worker died while serving: start a new one in its place, on a new listening socket. */
   private restart(s: Slot): void {
-    this.log.error(`worker ${s.index} stopped unexpectedly; starting a new one`);
+    s.restarts++;
+    this.log.error(`worker ${s.index} stopped unexpectedly; starting a new one (restart ${s.restarts})`);
     try {
       s.cfg = { ...s.cfg, listenFd: listenSocket(this.address, { backlog: DEFAULT_BACKLOG, reusePort: true }) };
       s.cfg.sab = new SharedArrayBuffer(s.cfg.sab.byteLength);
@@ -183,12 +194,13 @@ export class WorkerSet {
     };
   }
 
-  /** Per-worker counters, for tests and the admin view. */
-  workerStats(): { accepted: number; active: number; state: number }[] {
+  /** Per-worker counters, for tests and the admin view. A restarted worker starts a new table. */
+  workerStats(): WorkerStats[] {
     return this.slots.map((s) => ({
       accepted: s.table.ctr[CTR.ACCEPTED],
       active: s.table.ctr[CTR.ACTIVE],
       state: Atomics.load(s.table.ctl, CTL.STATE),
+      restarts: s.restarts,
     }));
   }
 
