@@ -5,7 +5,7 @@ import { resolveOptions, type Mode, type StartOptions } from './config.js';
 import { startDemoBackend, type DemoBackend } from './http/demo.js';
 import { Logger, levelNumber } from './log.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './loop/supervisor.js';
-import { CODES, ProxyError, type Address, formatAddress, getNofile } from './sys/index.js';
+import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';
 
 export type { StartOptions, Mode, SpliceMode } from './config.js';
 export type { Stats, WorkerStats } from './loop/supervisor.js';
@@ -44,9 +44,12 @@ const BUFFER_SIZE = 64 * 1024;
 // eventfd of each worker, the demo backend, Node's own (libuv's signal pipe, its epoll, inotify...).
 const RESERVED_FDS = 64;
 
-/** How many table slots and pipes each worker gets, from the open-file limit: each slot and pipe end is an fd. */
+/**
+ * How many table slots and pipes each worker gets, from the open-file limit (first raised to the hard
+ * limit): each slot and pipe end is an fd.
+ */
 export function planCapacity(workers: number, maxConnections: number | null): { slots: number; pipes: number } {
-  const [soft] = getNofile();
+  const [soft] = raiseNofile();
   const budget = Math.max(16, Math.floor((soft - RESERVED_FDS) / workers));
   // Up to 1/8 of the budget as pipes (2 fds each): pipes are only held by connections mid bulk-transfer,
   // and when none can be had, a connection copies instead (loop/pools.ts).

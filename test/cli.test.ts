@@ -120,3 +120,21 @@ t.test('SIGTERM with a connection that will not finish: closed at --drain-timeou
   c.destroy();
   await closed(c);
 });
+
+t.test('a low soft open-file limit is raised to the hard limit at start', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { CLI, waitFor: wait } = await import('./helpers/net.js');
+  const child = spawn('bash', ['-c', `ulimit -Sn 1024 && exec "${process.execPath}" "${CLI}" start --listen 127.0.0.1:0 --backend 127.0.0.1:1 --workers 2`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await wait(() => /up to \d+ connections each/.test(out), 'the banner');
+  const limits = readFileSync(`/proc/${child.pid}/limits`, 'utf8');
+  const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(limits);
+  t.ok(m, 'the child has an open-file limit');
+  t.equal(m![1], m![2], `soft limit raised to the hard limit (${m![1]})`);
+  const perWorker = Number(/up to (\d+) connections each/.exec(out)![1]);
+  t.ok(perWorker > 1024, `capacity planned from the raised limit: ${perWorker} connections per worker`);
+});

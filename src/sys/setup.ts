@@ -97,6 +97,22 @@ export function getNofile(): [number, number] {
   return [Number(lim[0]), Number(lim[1])];
 }
 
+/**
+ * Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy and nginx do at start: the soft default (often
+ * 1024) would cap the proxy at a few hundred connections. Returns [soft, hard] as they are afterwards; if
+ * the raise is refused, the old limits stand and the capacity is planned from them.
+ */
+export function raiseNofile(): [number, number] {
+  const lim = new BigUint64Array(2);
+  const r = raw.getrlimit(RLIMIT_NOFILE, lim) as number;
+  check(r === -1 ? -errno() : 0, 'getrlimit RLIMIT_NOFILE');
+  if (lim[0] < lim[1]) {
+    lim[0] = lim[1];
+    raw.setrlimit(RLIMIT_NOFILE, lim);
+  }
+  return getNofile();
+}
+
 export function setNoDelay(fd: number): number {
   return setIntOpt(fd, SOL.TCP, TCP_NODELAY, 1);
 }
