@@ -23,7 +23,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('ffi-proxy')
-  .usage('$0 start [options]: a TCP reverse proxy on epoll, splice and koffi')
+  .usage('$0 start [options]: a TCP and HTTP/1.1 reverse proxy on epoll, splice and koffi')
   .command('start', 'run the proxy until SIGINT or SIGTERM')
   .option('listen', {
     type: 'string',
@@ -45,6 +45,31 @@ const argv = await yargs(hideBin(process.argv))
     type: 'number',
     default: DEFAULTS.drainTimeoutMs / 1000,
     describe: 'seconds open connections may finish after SIGINT/SIGTERM',
+  })
+  .option('header-timeout', {
+    type: 'number',
+    default: DEFAULTS.headerTimeoutMs / 1000,
+    describe: 'http: seconds a request head may take to arrive, else 408',
+  })
+  .option('backend-timeout', {
+    type: 'number',
+    default: DEFAULTS.backendTimeoutMs / 1000,
+    describe: 'http: seconds the backend may take to start answering, else 504',
+  })
+  .option('max-header-size', {
+    type: 'number',
+    default: DEFAULTS.maxHeaderSize,
+    describe: 'http: bytes a request head may have, else 431',
+  })
+  .option('max-body-size', {
+    type: 'number',
+    default: DEFAULTS.maxBodySize,
+    describe: 'http: bytes a request body may have, else 413 (0: no limit)',
+  })
+  .option('forwarded-headers', {
+    type: 'boolean',
+    default: DEFAULTS.forwardedHeaders,
+    describe: 'http: add X-Forwarded-For/-Proto/-Host (--no-forwarded-headers to turn off)',
   })
   .option('log-level', {
     choices: ['silent', 'error', 'warn', 'info', 'debug'] as const,
@@ -74,6 +99,11 @@ try {
     splice: argv.splice,
     drainTimeoutMs: argv['drain-timeout'] * 1000,
     logLevel: argv['log-level'],
+    headerTimeoutMs: argv['header-timeout'] * 1000,
+    backendTimeoutMs: argv['backend-timeout'] * 1000,
+    maxHeaderSize: argv['max-header-size'],
+    maxBodySize: argv['max-body-size'],
+    forwardedHeaders: argv['forwarded-headers'],
   });
 } catch (e) {
   if (e instanceof ProxyError) {

@@ -18,7 +18,18 @@ export const DEFAULTS = {
   splice: 'auto' as SpliceMode,
   drainTimeoutMs: 10_000,
   logLevel: 'info' as LevelName,
+  // HTTP mode. A head must arrive within 10 s (HAProxy's docs suggest a few seconds for `timeout
+  // http-request`; nginx's client_header_timeout is 60 s); a backend gets 30 s to start answering.
+  headerTimeoutMs: 10_000,
+  backendTimeoutMs: 30_000,
+  // HAProxy's default buffer (tune.bufsize) is 16 KiB and a request head must fit in it.
+  maxHeaderSize: 16 * 1024,
+  maxBodySize: 0,
+  forwardedHeaders: true,
 };
+
+/** A head must fit, with room for the X-Forwarded-* lines, in the 64 KiB inbox and outbox buffers. */
+export const MAX_HEADER_SIZE_LIMIT = 32 * 1024;
 
 /** Options of start(). Everything is optional; see DEFAULTS and the README for what each means. */
 export type StartOptions = {
@@ -35,6 +46,16 @@ export type StartOptions = {
   logLevel?: LevelName;
   /** Upper bound on proxied connections per worker; default: what the open-file limit allows. */
   maxConnections?: number;
+  /** HTTP: a request head not complete this long after its first byte gets 408. */
+  headerTimeoutMs?: number;
+  /** HTTP: a backend that has not started its response this long after the request gets 504. */
+  backendTimeoutMs?: number;
+  /** HTTP: request heads over this many bytes get 431. */
+  maxHeaderSize?: number;
+  /** HTTP: request bodies over this many bytes get 413; 0 = no limit. */
+  maxBodySize?: number;
+  /** HTTP: add X-Forwarded-For/-Proto/-Host (default true). */
+  forwardedHeaders?: boolean;
 };
 
 export type Resolved = {
@@ -46,10 +67,31 @@ export type Resolved = {
   drainTimeoutMs: number;
   logLevel: LevelName;
   maxConnections: number | null;
+  http: {
+    headerTimeoutMs: number;
+    backendTimeoutMs: number;
+    maxHeaderSize: number;
+    maxBodySize: number;
+    forwardedHeaders: boolean;
+  } | null;
 };
 
 function badOption(msg: string): ProxyError {
   return new ProxyError(CODES.BAD_OPTION, msg);
+}
+
+function millis(name: string, v: unknown, dflt: number): number {
+  const x = v === undefined ? dflt : v;
+  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw badOption(`${name} must be a time above 0, not ${String(v)}`);
+  return x;
+}
+
+function bytes(name: string, v: unknown, dflt: number, min: number, max: number): number {
+  const x = v === undefined ? dflt : v;
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) {
+    throw badOption(`${name} must be a whole number of bytes from ${min} to ${max}, not ${String(v)}`);
+  }
+  return x;
 }
 
 function positiveInt(name: string, v: unknown, max: number): number {
@@ -75,9 +117,6 @@ async function resolve(spec: AddressSpec, role: string): Promise<Address> {
 export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const mode = o.mode ?? DEFAULTS.mode;
   if (!MODES.includes(mode)) throw badOption(`mode must be one of ${MODES.join(', ')}, not '${mode}'`);
-  if (mode === 'http') {
-    throw badOption("mode 'http' is not available in this version yet: it proxies TCP only (use --mode tcp)");
-  }
   const splice = o.splice ?? DEFAULTS.splice;
   if (!SPLICE_MODES.includes(splice)) throw badOption(`splice must be one of ${SPLICE_MODES.join(', ')}, not '${splice}'`);
   const workers = o.workers === undefined ? availableParallelism() : positiveInt('workers', o.workers, 256);
@@ -91,5 +130,15 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const listen = await resolve(listenSpec, 'listen');
   const backend = o.backend === undefined ? null : await resolve(parseAddress(o.backend), 'backend');
   if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
-  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections };
+  const http =
+    mode === 'http'
+      ? {
+          headerTimeoutMs: millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs),
+          backendTimeoutMs: millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs),
+          maxHeaderSize: bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT),
+          maxBodySize: bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER),
+          forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
+        }
+      : null;
+  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, http };
 }

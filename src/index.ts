@@ -3,6 +3,7 @@
 
 import { resolveOptions, type Mode, type StartOptions } from './config.js';
 import { startDemoBackend, type DemoBackend } from './http/demo.js';
+import { parserLayout } from './http/parser.js';
 import { Logger, levelNumber } from './log.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './loop/supervisor.js';
 import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';
@@ -64,6 +65,9 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     throw new ProxyError(CODES.UNSUPPORTED_PLATFORM, `ffi-proxy runs on Linux only (this is ${process.platform})`);
   }
   const o = await resolveOptions({ logLevel: 'warn', ...options });
+  // HTTP mode reads llhttp's struct from the node binary: check it here, once, so an unknown layout is one
+  // clear line at start rather than a failure in every worker.
+  if (o.mode === 'http') parserLayout();
   const log = new Logger(levelNumber(o.logLevel), 'main');
   const { slots, pipes } = planCapacity(o.workers, o.maxConnections);
 
@@ -85,6 +89,7 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
       maxPipes: pipes,
       backlog: DEFAULT_BACKLOG,
       log,
+      http: o.http,
     });
   } catch (e) {
     await demo?.close();

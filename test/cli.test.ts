@@ -12,7 +12,20 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 t.test('--help lists every flag; --version prints the version', async (t) => {
   const help = await runCli(['start', '--help']);
   t.equal(help.code, 0);
-  for (const flag of ['--listen', '--backend', '--mode', '--workers', '--splice', '--drain-timeout', '--log-level']) {
+  for (const flag of [
+    '--listen',
+    '--backend',
+    '--mode',
+    '--workers',
+    '--splice',
+    '--drain-timeout',
+    '--header-timeout',
+    '--backend-timeout',
+    '--max-header-size',
+    '--max-body-size',
+    '--forwarded-headers',
+    '--log-level',
+  ]) {
     t.match(help.stdout, flag);
   }
   const v = await runCli(['--version']);
@@ -30,7 +43,9 @@ t.test('bad flags and addresses: one line on stderr, exit code 2', async (t) => 
     [['start', '--workers', '0'], /workers must be a whole number from 1/],
     [['start', '--workers', 'many'], /workers must be a number/],
     [['start', '--splice', 'maybe'], /Invalid values: Argument: splice, Given: "maybe"/],
-    [['start', '--mode', 'http'], /mode 'http' is not available in this version yet/],
+    [['start', '--mode', 'http', '--max-header-size', '100'], /max header size must be a whole number of bytes from 1024 to 32768/],
+    [['start', '--mode', 'http', '--header-timeout', '0'], /header timeout must be a time above 0/],
+    [['start', '--mode', 'smtp'], /Invalid values: Argument: mode, Given: "smtp"/],
     [['start', '--drain-timeout', '-1'], /drain timeout must be/],
     [['start', '--backend', 'no-such-host.invalid:80'], /cannot resolve 'no-such-host.invalid'/],
   ];

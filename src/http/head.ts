@@ -28,6 +28,9 @@ export class HeadInfo {
   connUpgrade = false;
   upgrade = -1; // field index of Upgrade
   expectContinue = false;
+  /** Transfer-Encoding field lines, and whether the one seen is exactly `chunked` (the only coding we relay). */
+  transferEncodings = 0;
+  chunkedOnly = false;
   /** Lower-case field names listed in Connection besides close/keep-alive/upgrade (hop-by-hop too). */
   connectionNamed: string[] = [];
 }
@@ -62,6 +65,8 @@ export function scanHead(buf: Uint8Array, start: number, end: number, info: Head
   info.connClose = info.connKeepAlive = info.connUpgrade = false;
   info.upgrade = -1;
   info.expectContinue = false;
+  info.transferEncodings = 0;
+  info.chunkedOnly = false;
   if (info.connectionNamed.length) info.connectionNamed = [];
   let p = start;
   while (p < end && buf[p] !== CR) p++;
@@ -106,6 +111,12 @@ function classify(buf: Uint8Array, info: HeadInfo, i: number, ns: number, ne: nu
       return;
     case 10:
       if (eqLower(buf, ns, ne, 'connection')) connectionTokens(buf, info, vs, ve);
+      return;
+    case 17:
+      if (eqLower(buf, ns, ne, 'transfer-encoding')) {
+        info.transferEncodings++;
+        info.chunkedOnly = eqLower(buf, vs, ve, 'chunked');
+      }
       return;
   }
 }

@@ -47,7 +47,10 @@ function settingsStruct(): Buffer {
     // message completes in this same execute() (one call per bodiless request instead of two).
     const m = current!;
     const L = currentLayout!;
-    if (m[L.type] === PARSER_TYPE.REQUEST && !(m.readUInt16LE(L.flags) & (HF.CHUNKED | HF.CONTENT_LENGTH))) return 0;
+    if (m[L.type] === PARSER_TYPE.REQUEST) {
+      const f = m.readUInt16LE(L.flags);
+      if (!(f & (HF.CHUNKED | HF.CONTENT_LENGTH))) return 0;
+    }
     // Otherwise pause, so that execute() returns at the head's end, before the body.
     return HPE.PAUSED;
   });
@@ -103,6 +106,11 @@ export class HttpParser {
     return PEV.ERROR;
   }
 
+  /** After UPGRADE when the upgrade did not happen (no 101): parse what follows as HTTP again. */
+  resumeAfterUpgrade(): void {
+    llhttp().resumeAfterUpgrade(this.mem);
+  }
+
   /** The peer closed: completes a message delimited by EOF (a response without length). */
   finish(): number {
     fired = 0;
@@ -112,10 +120,9 @@ export class HttpParser {
     return PEV.ERROR;
   }
 
-  /** Back to the start state for the next message on a new connection, keeping the type and settings. */
+  /** Back to the start state, keeping the type, the settings and `noBody` (which the caller sets per message). */
   reset(): void {
     llhttp().reset(this.mem);
-    this.noBody = false;
     this.errno = 0;
   }
 

@@ -30,6 +30,7 @@ import {
 } from '../sys/index.js';
 import { BufferPool, PipePool } from './pools.js';
 import { ConnTable } from './table.js';
+import * as http from './http.js';
 import * as tcp from './tcp.js';
 import { CMD, CTL, CTR, FL, KIND, ST, WSTATE } from './types.js';
 
@@ -48,6 +49,8 @@ export type WorkerConfig = {
   bufferSize: number;
   maxPipes: number;
   logLevel: number;
+  /** Set in HTTP mode; null in TCP mode. */
+  http: http.HttpOptions | null;
 };
 
 // One epoll_wait returns at most this many events. 256 keeps the event buffer at 3 KiB and amortises the
@@ -75,6 +78,8 @@ export class WorkerLoop {
   readonly backendFamily: number;
   readonly backendIsTcp: boolean;
   readonly backendText: string;
+  /** HTTP mode's per-worker state (parsers, inboxes, timers, backend pool); null in TCP mode. */
+  readonly http: http.HttpState | null;
   private readonly ev = new EventBuffer(MAX_EVENTS);
   private readonly eventfdBuf = Buffer.alloc(8);
   // The ready queue: a ring of (slot, gen), each slot at most once (FL.QUEUED).
@@ -85,14 +90,17 @@ export class WorkerLoop {
   private listenerSlot = -1;
   private wakerSlot = -1;
   private acceptPausedUntil = 0;
-  private draining = false;
+  /** DRAIN received: no more accepts; HTTP keeps no idle backend connections. */
+  draining = false;
   private stopping = false;
 
   constructor(cfg: WorkerConfig) {
     this.log = new Logger(cfg.logLevel, `w${cfg.index}`);
     this.t = new ConnTable(cfg.sab, cfg.capacity);
     this.t.init();
-    this.bufs = new BufferPool(cfg.bufferSize, cfg.capacity, KEEP_IDLE, this.t.ctr);
+    // A slot holds at most one outbox buffer, and in HTTP mode one inbox buffer too.
+    this.bufs = new BufferPool(cfg.bufferSize, cfg.http ? 2 * cfg.capacity : cfg.capacity, KEEP_IDLE, this.t.ctr);
+    this.http = cfg.http ? new http.HttpState(cfg.capacity, cfg.http) : null;
     this.pipes = new PipePool(cfg.bufferSize, cfg.maxPipes, KEEP_IDLE, this.t.ctr);
     this.spliceMode = cfg.splice === 'on' ? SPLICE_MODE.ON : cfg.splice === 'off' ? SPLICE_MODE.OFF : SPLICE_MODE.AUTO;
     this.backendSa = encodeSockaddr(cfg.backend);
@@ -125,6 +133,12 @@ export class WorkerLoop {
       let timeout = -1;
       if (this.qLen > 0) timeout = 0;
       else if (this.acceptPausedUntil > 0) timeout = Math.max(0, this.acceptPausedUntil - Date.now());
+      const h = this.http;
+      if (h !== null && h.timers.armed > 0 && timeout !== 0) {
+        // The nearest deadline's tick bounds the wait (timers.ts).
+        const due = h.timers.timeoutMs(Date.now());
+        timeout = timeout < 0 ? due : Math.min(timeout, due);
+      }
       const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, timeout);
       if (n < 0) throw new Error(`epoll_wait: ${errnoName(n)}`);
       for (let i = 0; i < n; i++) {
@@ -135,7 +149,8 @@ export class WorkerLoop {
         switch (t.kind[s]) {
           case KIND.CLIENT:
           case KIND.BACKEND:
-            tcp.onEvent(this, s, events);
+            if (h !== null) http.onEvent(this, s, events);
+            else tcp.onEvent(this, s, events);
             break;
           case KIND.LISTENER:
             this.acceptBatch(s);
@@ -150,9 +165,12 @@ export class WorkerLoop {
         if (this.listenerSlot >= 0) this.enqueue(this.listenerSlot);
       }
       this.runReady();
+      if (h !== null && h.timers.armed > 0) h.timers.advance(Date.now(), this.onTimer);
     }
     this.shutdownAll();
   }
+
+  private readonly onTimer = (s: number): void => http.onTimer(this, s);
 
   /** Puts slot `s` on the ready queue unless it is there already. */
   enqueue(s: number): void {
@@ -178,7 +196,8 @@ export class WorkerLoop {
       switch (t.kind[s]) {
         case KIND.CLIENT:
         case KIND.BACKEND:
-          if (t.state[s] === ST.PROXYING) tcp.pump(this, s);
+          if (this.http !== null) http.resume(this, s);
+          else if (t.state[s] === ST.PROXYING) tcp.pump(this, s);
           break;
         case KIND.LISTENER:
           this.acceptBatch(s);
@@ -194,7 +213,8 @@ export class WorkerLoop {
       const fd = accept4(lfd, SOCK.NONBLOCK | SOCK.CLOEXEC);
       if (fd >= 0) {
         this.t.ctr[CTR.ACCEPTED]++;
-        tcp.onAccept(this, fd);
+        if (this.http !== null) http.onAccept(this, fd);
+        else tcp.onAccept(this, fd);
         continue;
       }
       switch (-fd) {
@@ -237,11 +257,12 @@ export class WorkerLoop {
 
   /**
    * Releases slot `s` and closes its fd: the one place a slot's fd is closed (invariant 1). Its buffer and
-   * pipe go back to their pools; a pipe that still held bytes is closed with it. With `abort`, the close
-   * sends RST rather than FIN.
+   * pipe go back to their pools (in HTTP mode its inbox and retry copy too, and its deadline is cleared); a pipe that still
+   * held bytes is closed with it. With `abort`, the close sends RST rather than FIN.
    */
   closeSlot(s: number, abort = false): void {
     const t = this.t;
+    if (this.http !== null) this.http.release(s, this.bufs);
     if (t.buf[s] >= 0) {
       this.bufs.release(t.buf[s]);
       t.buf[s] = -1;

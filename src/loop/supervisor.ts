@@ -16,6 +16,7 @@ import {
   signalEventfd,
 } from '../sys/index.js';
 import type { WorkerConfig } from './loop.js';
+import type { HttpOptions } from './http.js';
 import { ConnTable, tableBytes } from './table.js';
 import { CMD, CTL, CTR, KIND, WSTATE } from './types.js';
 
@@ -29,6 +30,7 @@ export type WorkerSetOptions = {
   maxPipes: number;
   backlog: number;
   log: Logger;
+  http: HttpOptions | null;
 };
 
 export type Stats = {
@@ -42,6 +44,10 @@ export type Stats = {
   buffers: number;
   pipes: number;
   pipesOpen: number;
+  /** HTTP mode: requests with a valid head, responses the proxy generated, requests on a reused backend. */
+  requests: number;
+  generated: number;
+  reused: number;
 };
 
 export type WorkerStats = {
@@ -102,6 +108,7 @@ export class WorkerSet {
           bufferSize: o.bufferSize,
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
+          http: o.http,
         };
         set.slots.push({ index: i, cfg, table: new ConnTable(sab, o.capacity), thread: null, exited: Promise.resolve(), restarts: 0 });
       }
@@ -191,6 +198,9 @@ export class WorkerSet {
       buffers: sum(CTR.BUFFERS),
       pipes: sum(CTR.PIPES),
       pipesOpen: sum(CTR.PIPES_OPEN),
+      requests: sum(CTR.REQUESTS),
+      generated: sum(CTR.GENERATED),
+      reused: sum(CTR.REUSED),
     };
   }
 

@@ -150,7 +150,10 @@ export function pump(w: WorkerLoop, src: number): void {
     if (t.buf[src] >= 0 || t.pipe[src] >= 0) {
       // A blocked peer stays blocked until its EPOLLOUT (which clears W_BLOCKED and calls us again): a send
       // now could only return EAGAIN.
-      if (t.flags[dst] & FL.W_BLOCKED || !flush(w, src, dst)) return;
+      if (t.flags[dst] & FL.W_BLOCKED) return;
+      const f = flush(w, src, dst);
+      if (f < 0) closePair(w, dst, `write to ${sideName(w, dst)}: ${errnoName(f)}`);
+      if (f <= 0) return;
     }
     const f = t.flags[src];
     if (f & FL.EOF_IN) {
@@ -219,10 +222,11 @@ function spliceIn(w: WorkerLoop, src: number): number {
 }
 
 /**
- * Writes src's outbox to dst. Returns true when it is empty (the buffer or pipe went back to its pool),
- * false when dst is blocked (W_BLOCKED set; dst's EPOLLOUT resumes pump(src)) or the pair was closed.
+ * Writes src's outbox to dst. Returns 1 when it is empty (the buffer or pipe went back to its pool), 0 when
+ * dst is blocked (W_BLOCKED set; dst's EPOLLOUT resumes the caller), or -errno when the write failed; what a
+ * failure means (close the pair, answer 502...) is the caller's to decide. Shared by TCP and HTTP mode.
  */
-function flush(w: WorkerLoop, src: number, dst: number): boolean {
+export function flush(w: WorkerLoop, src: number, dst: number): number {
   const t = w.t;
   const ctr = t.kind[src] === KIND.CLIENT ? CTR.BYTES_IN : CTR.BYTES_OUT;
   let left: number;
@@ -236,7 +240,7 @@ function flush(w: WorkerLoop, src: number, dst: number): boolean {
       if (m === left) {
         w.pipes.release(t.pipe[src], false);
         t.pipe[src] = -1;
-        return true;
+        return 1;
       }
     }
   } else {
@@ -251,17 +255,16 @@ function flush(w: WorkerLoop, src: number, dst: number): boolean {
       if (m === left) {
         w.bufs.release(t.buf[src]);
         t.buf[src] = -1;
-        return true;
+        return 1;
       }
     }
   }
   if (m >= 0 || m === -E.EAGAIN) {
     // A partial write also means the send queue is full; the kernel raises EPOLLOUT when it drains.
     t.flags[dst] |= FL.W_BLOCKED;
-    return false;
+    return 0;
   }
-  closePair(w, dst, `write to ${sideName(w, dst)}: ${errnoName(m)}`);
-  return false;
+  return m;
 }
 
 /** src's EOF has been read and its outbox flushed: pass the FIN on, close the pair when both ways are done. */

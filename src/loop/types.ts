@@ -22,10 +22,16 @@ export const ST = {
   OPEN: 1, // listeners and the waker: not a connection
   WAITING: 2, // client accepted, its backend still connecting: the client is not read yet
   CONNECTING: 3, // backend: non-blocking connect() in progress
-  PROXYING: 4, // bytes flow both ways
+  PROXYING: 4, // bytes flow both ways (TCP mode, an HTTP tunnel, or an HTTP backend serving a request)
+  // HTTP mode (src/loop/http.ts has the diagram):
+  H_HEAD: 5, // client: reading a request head (or idle between requests)
+  H_BODY: 6, // client: its request head went to a backend; forwarding the body
+  H_WAIT: 7, // client: request forwarded whole; the response is being relayed
+  H_LINGER: 8, // client: a final response was written and FIN sent; discarding input until the client closes
+  IDLE: 9, // backend: in the worker's keep-alive pool
 } as const;
 
-/** Per-slot flag bits (Uint16). Bits 7..15 are unused. */
+/** Per-slot flag bits (Uint16). Bits 8..15 are unused. */
 export const FL = {
   READABLE: 1 << 0, // an EPOLLIN edge came and we have not yet seen EAGAIN (or a short read) since
   W_BLOCKED: 1 << 1, // a write to this fd returned EAGAIN; EPOLLOUT will say when it can take more
@@ -34,6 +40,7 @@ export const FL = {
   SPLICE: 1 << 4, // bytes read from this fd move through a pipe (zero copy) rather than a buffer
   QUEUED: 1 << 5, // on the worker's ready queue: stopped reading early to be fair to other connections
   PEER_DONE: 1 << 6, // an RDHUP, HUP or ERR event came: read until 0 or an error, no short-read shortcut
+  TUNNEL: 1 << 7, // HTTP mode: an upgraded pair, now moved as TCP by tcp.ts
 } as const;
 
 /** Shared header: per-worker counters (Float64, written only by the worker, read by anyone). */
@@ -48,7 +55,10 @@ export const CTR = {
   BUFFERS: 7, // pool buffers holding bytes now
   PIPES: 8, // pipes holding bytes now
   PIPES_OPEN: 9, // pipes open (held plus idle in the pool)
-  COUNT: 16, // slots reserved; 10..15 free for later counters
+  REQUESTS: 10, // HTTP requests whose head was complete and valid
+  GENERATED: 11, // HTTP responses the proxy wrote itself (4xx/5xx)
+  REUSED: 12, // HTTP requests sent on a pooled backend connection
+  COUNT: 16, // slots reserved; 13..15 free for later counters
 } as const;
 
 /** Shared header: control words (Int32, used with Atomics). */
@@ -62,8 +72,8 @@ export const CMD = { RUN: 0, DRAIN: 1, STOP: 2 } as const;
 export const WSTATE = { STARTING: 0, RUNNING: 1, DRAINING: 2, STOPPED: 3 } as const;
 
 const kindNames = ['none', 'listener', 'waker', 'client', 'backend'];
-const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING'];
-const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE'];
+const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE'];
+const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'TUNNEL'];
 
 export function kindName(k: number): string {
   return kindNames[k] ?? `kind${k}`;
