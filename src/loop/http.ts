@@ -312,6 +312,18 @@ function outbox(w: WorkerLoop, s: number): Buffer {
   return w.bufs.get(t.buf[s]);
 }
 
+/** Free bytes at the end of s's outbox (taking one from the pool, and moving unsent bytes to the front). */
+function roomOut(w: WorkerLoop, s: number): number {
+  const t = w.t;
+  const out = outbox(w, s);
+  if (t.bufOff[s] > 0) {
+    out.copyWithin(0, t.bufOff[s], t.bufLen[s]);
+    t.bufLen[s] -= t.bufOff[s];
+    t.bufOff[s] = 0;
+  }
+  return out.length - t.bufLen[s];
+}
+
 function appendOut(w: WorkerLoop, s: number, src: Uint8Array, from: number, to: number): void {
   const out = outbox(w, s);
   out.set(src.subarray(from, to), w.t.bufLen[s]);
@@ -501,15 +513,7 @@ function forwardBody(w: WorkerLoop, c: number): boolean {
   const t = w.t;
   const h = w.http!;
   const p = h.parsers[c]!;
-  const out = outbox(w, c);
-  if (t.bufOff[c] > 0) {
-    // Move the unsent tail to the front so that the room is at the end.
-    out.copyWithin(0, t.bufOff[c], t.bufLen[c]);
-    t.bufLen[c] -= t.bufOff[c];
-    t.bufOff[c] = 0;
-  }
-  const room = out.length - t.bufLen[c];
-  const n = Math.min(room, h.ilen[c]);
+  const n = Math.min(roomOut(w, c), h.ilen[c]);
   if (n === 0) {
     if (t.bufLen[c] === 0) {
       w.bufs.release(t.buf[c]);
@@ -647,6 +651,12 @@ function backendProgress(w: WorkerLoop, b: number): void {
     }
     const c = t.peer[b];
     if (c < 0) return;
+    // Parse what is in the inbox into the outbox before writing, so that a head and the body bytes that
+    // came with it leave in one send. A head is only parsed into an empty outbox (writeHead starts at 0).
+    if (h.ilen[b] > 0 && !(h.hf[b] & H.RES_DONE) && (outEmpty(w, b) || !(h.hf[b] & H.IN_HEAD))) {
+      if (parseResponse(w, b, c)) continue;
+      if (t.gen[b] !== gen) return;
+    }
     if (!outEmpty(w, b)) {
       if (t.flags[c] & FL.W_BLOCKED) return;
       const f = tcp.flush(w, b, c);
@@ -655,13 +665,12 @@ function backendProgress(w: WorkerLoop, b: number): void {
         return;
       }
       if (f === 0) return;
+      continue;
     }
     if (h.hf[b] & H.RES_DONE) {
       finishExchange(w, c, b);
       return;
     }
-    if (h.ilen[b] > 0 && parseResponse(w, b, c)) continue;
-    if (t.gen[b] !== gen || h.hf[b] & H.RES_DONE) continue;
     if (!(t.flags[b] & FL.READABLE)) return;
     const n = readInbox(w, b);
     if (n > 0) {
@@ -720,7 +729,9 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
     }
     return responseHead(w, b, c, rp.consumed, ev);
   }
-  const ev = rp.execute(buf.subarray(0, h.ilen[b]));
+  const n = Math.min(h.ilen[b], roomOut(w, b));
+  if (n === 0) return false; // the outbox is full: it is written first
+  const ev = rp.execute(buf.subarray(0, n));
   if (ev & PEV.ERROR) {
     backendFailed(w, b, c, `invalid response body: ${rp.errorName()} ${rp.errorReason()}`);
     return false;
@@ -729,7 +740,7 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
   appendOut(w, b, buf, 0, k);
   consumeInbox(w, b, k);
   if (ev & PEV.MESSAGE) responseEnded(w, b);
-  return true;
+  return k > 0 || (ev & PEV.MESSAGE) !== 0;
 }
 
 function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: number): boolean {
