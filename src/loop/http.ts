@@ -237,6 +237,23 @@ export function resume(w: WorkerLoop, s: number): void {
   }
 }
 
+/**
+ * DRAIN: idle keep-alive clients (between requests, nothing read) are closed now, and the pool's backend
+ * connections too; clients mid-request finish it and are closed after its response (responseHead).
+ */
+export function onDrain(w: WorkerLoop): void {
+  const t = w.t;
+  const h = w.http!;
+  for (let s = 0; s < t.capacity; s++) {
+    if (t.kind[s] === KIND.CLIENT && t.state[s] === ST.H_HEAD && h.ilen[s] === 0 && !(t.flags[s] & FL.TUNNEL)) {
+      closeClient(w, s, null);
+    } else if (t.kind[s] === KIND.BACKEND && t.state[s] === ST.IDLE) {
+      w.closeSlot(s);
+    }
+  }
+  h.idleCount = 0;
+}
+
 /** A deadline passed: 408 for a head too slow, 504 for a backend too slow, close for a lingering client. */
 export function onTimer(w: WorkerLoop, s: number): void {
   const t = w.t;
@@ -380,11 +397,12 @@ function clientProgress(w: WorkerLoop, c: number): void {
             return;
           }
           if (f === 0) return;
+          continue; // room again: move inbox bytes before reading more
         }
         if (!(t.flags[c] & FL.READABLE)) return;
         const n = readInbox(w, c);
         if (n > 0) continue;
-        if (n === -E.EAGAIN) return;
+        if (n === -E.EAGAIN || n === -E.ENOBUFS) return; // a full inbox waits for the backend (backpressure)
         closeClient(w, c, n === 0 ? null : `read from client: ${errnoName(n)}`); // gave up mid-body
         return;
       }
@@ -767,6 +785,10 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: 
     // An upgrade request answered without 101 ends the client connection after it: simpler than
     // resuming llhttp past its upgrade pause, and what the client must expect anyway.
     if (h.hf[c] & H.UPGRADING) h.hf[c] |= H.CLOSE_AFTER;
+    // A response that comes before the request has been read whole (a backend refusing an upload early):
+    // the rest of that body would be read as the next request, so the client connection ends here. And
+    // while draining, every response says Connection: close, as HAProxy does on a soft stop.
+    if (!(h.hf[c] & H.REQ_DONE) || w.draining) h.hf[c] |= H.CLOSE_AFTER;
     if (rp.shouldKeepAlive() && !rp.messageNeedsEof()) h.hf[b] |= H.REUSABLE;
   }
   const closeAfter = (h.hf[c] & H.CLOSE_AFTER) !== 0;
@@ -828,7 +850,7 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
   } else {
     w.closeSlot(b);
   }
-  if (h.hf[c] & H.CLOSE_AFTER) {
+  if (h.hf[c] & H.CLOSE_AFTER || w.draining) {
     linger(w, c);
     return;
   }
@@ -845,13 +867,14 @@ function startTunnel(w: WorkerLoop, c: number, b: number): void {
   h.timers.disarm(b);
   h.timers.disarm(c);
   // Bytes already read past the heads belong to the tunnel: queue them behind what is in each outbox.
-  if (h.ilen[b] > 0) {
-    appendOut(w, b, inbox(w, b), 0, h.ilen[b]);
-    dropInbox(w, b);
-  }
-  if (h.ilen[c] > 0) {
-    appendOut(w, c, inbox(w, c), 0, h.ilen[c]);
-    dropInbox(w, c);
+  for (const s of [b, c]) {
+    if (h.ilen[s] === 0) continue;
+    if (roomOut(w, s) < h.ilen[s]) {
+      closeClient(w, c, 'upgrade: more early tunnel bytes than a buffer holds');
+      return;
+    }
+    appendOut(w, s, inbox(w, s), 0, h.ilen[s]);
+    dropInbox(w, s);
   }
   t.flags[c] |= FL.TUNNEL;
   t.flags[b] |= FL.TUNNEL;

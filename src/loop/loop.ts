@@ -251,6 +251,7 @@ export class WorkerLoop {
         this.closeSlot(this.listenerSlot);
         this.listenerSlot = -1;
       }
+      if (this.http !== null) http.onDrain(this);
       this.log.debug(`draining, ${this.t.ctr[CTR.ACTIVE]} connections open`);
     }
   }

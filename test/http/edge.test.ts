@@ -1,0 +1,120 @@
+// HTTP mode at its edges: a backend that reads an upload slowly (backpressure, not a failure), a backend
+// that answers before the request body has arrived, and a drain with keep-alive clients.
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import { start } from '../../dist/index.js';
+import { peerDone, startCli, waitFor } from '../helpers/net.js';
+
+function rawRequest(port: number, head: string): net.Socket {
+  const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  c.on('error', () => {});
+  c.write(head);
+  return c;
+}
+
+function collect(c: net.Socket): { text: () => string } {
+  let text = '';
+  c.on('data', (d) => (text += d.toString('latin1')));
+  return { text: () => text };
+}
+
+t.test('a backend that stops reading an upload for a while gets all of it (backpressure, no error)', async (t) => {
+  const body = randomBytes(16 << 20);
+  const want = createHash('sha256').update(body).digest('hex');
+  const srv = http.createServer((req, res) => {
+    const h = createHash('sha256');
+    let n = 0;
+    req.pause();
+    setTimeout(() => req.resume(), 400); // stall long enough for every buffer on the way to fill
+    req.on('data', (d) => {
+      h.update(d);
+      n += d.length;
+    });
+    req.on('end', () => res.end(`${n} ${h.digest('hex')}`));
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const proxy = await start({ listen: '127.0.0.1:0', backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, mode: 'http', workers: 1, logLevel: 'silent' });
+  t.teardown(async () => {
+    await proxy.close(0);
+    srv.close();
+  });
+  const reply = await new Promise<string>((resolve, reject) => {
+    const r = http.request({ host: '127.0.0.1', port: proxy.port, method: 'POST', path: '/up', headers: { 'content-length': body.length } }, (res) => {
+      let s = '';
+      res.on('data', (d) => (s += d));
+      res.on('end', () => resolve(s));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+  t.equal(reply, `${body.length} ${want}`, 'the backend got every byte, in order');
+  t.equal(proxy.stats().ioErrors, 0);
+});
+
+t.test('a response before the request body has arrived: relayed with Connection: close, then the client is closed', async (t) => {
+  let requests = 0;
+  const srv = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      requests++;
+      s.write('HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nnope');
+    });
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const proxy = await start({ listen: '127.0.0.1:0', backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, mode: 'http', workers: 1, logLevel: 'silent' });
+  t.teardown(async () => {
+    await proxy.close(0);
+    srv.close();
+  });
+  const c = rawRequest(proxy.port, 'POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n' + 'x'.repeat(1000));
+  const got = collect(c);
+  const done = peerDone(c); // the FIN may come right behind the response
+  await waitFor(() => /nope$/.test(got.text()), 'the early response');
+  t.match(got.text(), /^HTTP\/1\.1 413 Content Too Large\r\n/);
+  t.match(got.text(), /\r\nConnection: close\r\n/i, 'the client is told the connection ends');
+  c.write('x'.repeat(5000)); // the rest of the body must not be taken for a request
+  await done;
+  t.equal(requests, 1);
+  t.equal(proxy.stats().generated, 0, 'no generated 400 for the body tail');
+  c.destroy();
+});
+
+t.test('SIGTERM in HTTP mode: idle keep-alive clients are closed at once, a request in flight finishes with Connection: close', async (t) => {
+  let slow: http.ServerResponse | null = null;
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/slow') slow = res;
+    else res.end('ok');
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => srv.close());
+  const run = await startCli(['--mode', 'http', '--backend', `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, '--workers', '1', '--drain-timeout', '30']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+
+  // An idle keep-alive client: one request answered, connection kept.
+  const idle = rawRequest(run.port, 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n');
+  const idleText = collect(idle);
+  await waitFor(() => /\r\n\r\nok$/.test(idleText.text()), 'the idle client\'s answer');
+  const idleGone = peerDone(idle);
+
+  // A request in flight while the drain starts.
+  const busy = rawRequest(run.port, 'GET /slow HTTP/1.1\r\nHost: h\r\n\r\n');
+  const busyText = collect(busy);
+  await waitFor(() => slow !== null, 'the slow request at the backend');
+
+  const exited = once(run.child, 'exit');
+  run.child.kill('SIGTERM');
+  t.ok(await idleGone, 'the idle keep-alive client was closed without waiting for the drain timeout');
+  slow!.end('late');
+  await waitFor(() => /late$/.test(busyText.text()), 'the in-flight response');
+  t.match(busyText.text(), /\r\nConnection: close\r\n/i, 'the in-flight response says the connection ends');
+  const [code] = await exited;
+  t.equal(code, 0, 'exited 0 once the last request was done, long before the 30 s drain timeout');
+  idle.destroy();
+  busy.destroy();
+});
