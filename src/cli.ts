@@ -51,6 +51,11 @@ const argv = await yargs(hideBin(process.argv))
     default: DEFAULTS.headerTimeoutMs / 1000,
     describe: 'http: seconds a request head may take to arrive, else 408',
   })
+  .option('idle-timeout', {
+    type: 'number',
+    default: DEFAULTS.idleTimeoutMs / 1000,
+    describe: 'http: seconds a kept-alive client may stay silent before it is closed',
+  })
   .option('backend-timeout', {
     type: 'number',
     default: DEFAULTS.backendTimeoutMs / 1000,
@@ -100,6 +105,7 @@ try {
     drainTimeoutMs: argv['drain-timeout'] * 1000,
     logLevel: argv['log-level'],
     headerTimeoutMs: argv['header-timeout'] * 1000,
+    idleTimeoutMs: argv['idle-timeout'] * 1000,
     backendTimeoutMs: argv['backend-timeout'] * 1000,
     maxHeaderSize: argv['max-header-size'],
     maxBodySize: argv['max-body-size'],

@@ -21,6 +21,8 @@ export const DEFAULTS = {
   // HTTP mode. A head must arrive within 10 s (HAProxy's docs suggest a few seconds for `timeout
   // http-request`; nginx's client_header_timeout is 60 s); a backend gets 30 s to start answering.
   headerTimeoutMs: 10_000,
+  // An idle keep-alive client is closed after 60 s (nginx's keepalive_timeout is 75 s).
+  idleTimeoutMs: 60_000,
   backendTimeoutMs: 30_000,
   // HAProxy's default buffer (tune.bufsize) is 16 KiB and a request head must fit in it.
   maxHeaderSize: 16 * 1024,
@@ -48,6 +50,8 @@ export type StartOptions = {
   maxConnections?: number;
   /** HTTP: a request head not complete this long after its first byte gets 408. */
   headerTimeoutMs?: number;
+  /** HTTP: a keep-alive client that sends nothing this long after a response is closed. */
+  idleTimeoutMs?: number;
   /** HTTP: a backend that has not started its response this long after the request gets 504. */
   backendTimeoutMs?: number;
   /** HTTP: request heads over this many bytes get 431. */
@@ -69,6 +73,7 @@ export type Resolved = {
   maxConnections: number | null;
   http: {
     headerTimeoutMs: number;
+    idleTimeoutMs: number;
     backendTimeoutMs: number;
     maxHeaderSize: number;
     maxBodySize: number;
@@ -134,6 +139,7 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     mode === 'http'
       ? {
           headerTimeoutMs: millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs),
+          idleTimeoutMs: millis('idle timeout', o.idleTimeoutMs, DEFAULTS.idleTimeoutMs),
           backendTimeoutMs: millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs),
           maxHeaderSize: bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT),
           maxBodySize: bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER),

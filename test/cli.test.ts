@@ -20,6 +20,7 @@ t.test('--help lists every flag; --version prints the version', async (t) => {
     '--splice',
     '--drain-timeout',
     '--header-timeout',
+    '--idle-timeout',
     '--backend-timeout',
     '--max-header-size',
     '--max-body-size',

@@ -51,6 +51,8 @@ import { CTR, FL, KIND, ST } from './types.js';
 
 export type HttpOptions = {
   headerTimeoutMs: number;
+  /** A keep-alive client that sends nothing this long after a response is closed. */
+  idleTimeoutMs: number;
   backendTimeoutMs: number;
   maxHeaderSize: number;
   /** 0 = no limit. */
@@ -71,6 +73,7 @@ const H = {
   RESP_BYTES: 1 << 8, // backend: a byte of the response arrived
   IN_HEAD: 1 << 9, // backend: parsing a response head (before HEADERS)
   POOLED: 1 << 10, // backend: taken from the pool for this request (it may have been closed meanwhile)
+  KEPT: 1 << 11, // client: kept alive after a response, waiting for its next request (idle deadline)
 } as const;
 
 /** Idempotent methods (RFC 9110 9.2.2) that may be replayed on a new connection: DELETE, GET, HEAD, PUT,
@@ -262,7 +265,8 @@ export function onTimer(w: WorkerLoop, s: number): void {
     if (t.state[s] === ST.H_LINGER) {
       closeClient(w, s, null);
     } else if (t.state[s] === ST.H_HEAD) {
-      // Nothing at all sent: close quietly, as HAProxy's http-ignore-probes and nginx do; a partial head: 408.
+      // Nothing sent (a new connection, or a kept-alive one gone idle): close quietly, as HAProxy's
+      // http-ignore-probes and nginx's keepalive_timeout do; a partial head: 408.
       if (h.ilen[s] === 0) closeClient(w, s, null);
       else fail(w, s, 408, `request head not complete within ${h.o.headerTimeoutMs} ms`);
     }
@@ -370,7 +374,12 @@ function clientProgress(w: WorkerLoop, c: number): void {
         const before = h.ilen[c];
         const n = readInbox(w, c);
         if (n > 0) {
-          if (before === 0 && !h.timers.isArmed(c)) h.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+          // The first byte of a head: its deadline replaces the idle one (the first request's was armed at
+          // accept and keeps running: it is not reset by each byte, so a trickled head still gets 408).
+          if (before === 0 && h.hf[c] & H.KEPT) {
+            h.hf[c] &= ~H.KEPT;
+            h.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+          }
           continue;
         }
         if (n === -E.EAGAIN) return;
@@ -855,9 +864,14 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
     return;
   }
   t.state[c] = ST.H_HEAD;
-  h.hf[c] = 0;
   h.parsers[c]!.reset();
-  if (h.ilen[c] > 0) h.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
+  if (h.ilen[c] > 0) {
+    h.hf[c] = 0;
+    h.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
+  } else {
+    h.hf[c] = H.KEPT;
+    h.timers.arm(c, Date.now() + h.o.idleTimeoutMs); // nginx's keepalive_timeout
+  }
   if (h.ilen[c] > 0 || t.flags[c] & FL.READABLE) w.enqueue(c);
 }
 

@@ -118,3 +118,40 @@ t.test('SIGTERM in HTTP mode: idle keep-alive clients are closed at once, a requ
   idle.destroy();
   busy.destroy();
 });
+
+t.test('--idle-timeout: a kept-alive client that goes silent is closed; one that keeps asking is not', async (t) => {
+  const srv = http.createServer((_req, res) => res.end('ok'));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const proxy = await start({
+    listen: '127.0.0.1:0',
+    backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    mode: 'http',
+    workers: 1,
+    idleTimeoutMs: 300,
+    logLevel: 'silent',
+  });
+  t.teardown(async () => {
+    await proxy.close(0);
+    srv.close();
+  });
+  const quiet = rawRequest(proxy.port, 'GET /1 HTTP/1.1\r\nHost: h\r\n\r\n');
+  const quietText = collect(quiet);
+  const quietGone = peerDone(quiet);
+  await waitFor(() => /ok$/.test(quietText.text()), 'the first answer');
+  // A busy client on the same proxy: a request every 100 ms, well inside the idle timeout.
+  const busy = rawRequest(proxy.port, 'GET /b0 HTTP/1.1\r\nHost: h\r\n\r\n');
+  const busyText = collect(busy);
+  let busyClosed = false;
+  busy.on('end', () => (busyClosed = true));
+  for (let i = 1; i <= 8; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    busy.write(`GET /b${i} HTTP/1.1\r\nHost: h\r\n\r\n`);
+  }
+  t.equal(await quietGone, 'end', 'the silent client was closed');
+  t.equal(quietText.text().split('HTTP/1.1 ').length - 1, 1, 'with no response of ours (nothing was asked)');
+  await waitFor(() => (busyText.text().match(/ok/g) ?? []).length === 9, 'all nine busy answers');
+  t.notOk(busyClosed, 'the busy client was never idle long enough');
+  quiet.destroy();
+  busy.destroy();
+});
