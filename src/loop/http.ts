@@ -41,10 +41,12 @@ import {
   send,
   setNoDelay,
   shutdown,
+  SPLICE_F,
   sockError,
   socket,
+  splice,
 } from '../sys/index.js';
-import { CONN_EVENTS, type WorkerLoop } from './loop.js';
+import { CONN_EVENTS, SPLICE_MODE, type WorkerLoop } from './loop.js';
 import { TimerWheel } from './timers.js';
 import * as tcp from './tcp.js';
 import { CTR, FL, KIND, ST } from './types.js';
@@ -74,7 +76,13 @@ const H = {
   IN_HEAD: 1 << 9, // backend: parsing a response head (before HEADERS)
   POOLED: 1 << 10, // backend: taken from the pool for this request (it may have been closed meanwhile)
   KEPT: 1 << 11, // client: kept alive after a response, waiting for its next request (idle deadline)
+  RAW: 1 << 12, // backend: the rest of a Content-Length body moves by count (splice), not through llhttp
 } as const;
+
+// A response body with at least this many bytes still to come, and a known length, moves by splice like
+// TCP mode's bulk transfers (tcp.ts switches to splice after one full 64 KiB buffer, for the same reason):
+// below it, two splices cost more than a read and a send (docs/benchmarks.md, splice on vs off).
+const RAW_MIN = 64 * 1024;
 
 /** Idempotent methods (RFC 9110 9.2.2) that may be replayed on a new connection: DELETE, GET, HEAD, PUT,
  * OPTIONS, TRACE, by llhttp_method_t value. */
@@ -100,6 +108,7 @@ export class HttpState {
   readonly ilen: Int32Array; // bytes in the inbox
   readonly hf: Uint16Array; // H.* bits
   readonly sent: Float64Array; // client: body bytes of the current request forwarded (for maxBodySize)
+  readonly rawLeft: Float64Array; // backend: body bytes still to move by count (H.RAW)
   readonly peerText: (string | null)[]; // client: its address, for X-Forwarded-For
   readonly retry: Int32Array; // client: pool buffer with a copy of the request sent on a pooled connection
   readonly retryLen: Int32Array;
@@ -117,6 +126,7 @@ export class HttpState {
     this.ilen = new Int32Array(capacity);
     this.hf = new Uint16Array(capacity);
     this.sent = new Float64Array(capacity);
+    this.rawLeft = new Float64Array(capacity);
     this.peerText = new Array(capacity).fill(null);
     this.retry = new Int32Array(capacity).fill(-1);
     this.retryLen = new Int32Array(capacity);
@@ -211,9 +221,10 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
       if (events & EVENTS_WRITE) finishConnect(w, s);
       return;
     case ST.IDLE:
-      // A pooled connection that says anything (the backend closed it, or sent bytes nobody asked for) is
-      // done: it leaves the pool (lazily: its generation changes) and closes.
-      w.closeSlot(s);
+      // A pooled connection with something to read (the backend closed it, or sent bytes nobody asked for)
+      // is done: it leaves the pool (lazily: its generation changes) and closes. EPOLLOUT alone (acks
+      // freeing send-buffer space) says nothing about it.
+      if (events & EVENTS_READ) w.closeSlot(s);
       return;
     case ST.PROXYING: {
       const c = t.peer[s];
@@ -632,6 +643,7 @@ function pair(w: WorkerLoop, c: number, b: number): void {
   t.peer[c] = b;
   t.peer[b] = c;
   h.hf[b] = H.IN_HEAD;
+  h.rawLeft[b] = 0;
   const rp = parser(w, b, PARSER_TYPE.RESPONSE);
   rp.noBody = (h.hf[c] & H.HEAD_REQ) !== 0;
 }
@@ -699,6 +711,13 @@ function backendProgress(w: WorkerLoop, b: number): void {
       return;
     }
     if (!(t.flags[b] & FL.READABLE)) return;
+    if (h.hf[b] & H.RAW) {
+      const r = rawStep(w, b);
+      if (r > 0) continue;
+      if (r === -E.EAGAIN) return;
+      backendFailed(w, b, c, r === 0 ? 'backend closed before the response ended' : `read from backend: ${errnoName(r)}`);
+      return;
+    }
     const n = readInbox(w, b);
     if (n > 0) {
       if (!(h.hf[b] & H.RESP_BYTES)) {
@@ -767,7 +786,60 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
   appendOut(w, b, buf, 0, k);
   consumeInbox(w, b, k);
   if (ev & PEV.MESSAGE) responseEnded(w, b);
+  else maybeRaw(w, b);
   return k > 0 || (ev & PEV.MESSAGE) !== 0;
+}
+
+/**
+ * With the inbox empty in the middle of a Content-Length body and at least RAW_MIN bytes to come, moves
+ * the rest by count: llhttp has already checked the framing (the length), so the bytes need no parser.
+ * llhttp's content_length is what is left of the body at this point.
+ */
+function maybeRaw(w: WorkerLoop, b: number): void {
+  const h = w.http!;
+  if (w.spliceMode === SPLICE_MODE.OFF || h.ilen[b] > 0) return;
+  const rp = h.parsers[b]!;
+  if ((rp.flags & (HF.CONTENT_LENGTH | HF.CHUNKED)) !== HF.CONTENT_LENGTH || rp.contentLength < RAW_MIN) return;
+  h.rawLeft[b] = rp.contentLength;
+  h.hf[b] |= H.RAW;
+}
+
+/**
+ * One step of a RAW body: splice up to a pipe's worth (never past the body's end) from the backend into
+ * the outbox pipe. Bytes moved (> 0), -EAGAIN, 0 at EOF, or -errno. When the count reaches 0 the response
+ * has ended exactly where its Content-Length said, so the connection stays reusable.
+ */
+function rawStep(w: WorkerLoop, b: number): number {
+  const t = w.t;
+  const h = w.http!;
+  const pi = w.pipes.acquire();
+  let n: number;
+  if (pi >= 0) {
+    n = splice(t.fd[b], w.pipes.wfd[pi], Math.min(h.rawLeft[b], w.pipes.size), SPLICE_F.MOVE | SPLICE_F.NONBLOCK);
+    if (n > 0) {
+      t.pipe[b] = pi;
+      t.pipeLen[b] = n;
+    } else {
+      w.pipes.release(pi, false);
+    }
+  } else {
+    // No pipe to be had: copy this step through the outbox buffer instead.
+    const out = outbox(w, b);
+    n = read(t.fd[b], out, Math.min(h.rawLeft[b], out.length));
+    if (n > 0) t.bufLen[b] = n;
+    else {
+      w.bufs.release(t.buf[b]);
+      t.buf[b] = -1;
+    }
+  }
+  if (n === -E.EAGAIN) t.flags[b] &= ~FL.READABLE;
+  if (n <= 0) return n;
+  h.rawLeft[b] -= n;
+  if (h.rawLeft[b] === 0) {
+    h.hf[b] &= ~H.RAW;
+    h.hf[b] |= H.RES_DONE; // ended at its length: reusable as decided at the head (the parser is reset for the next one)
+  }
+  return n;
 }
 
 function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: number): boolean {
@@ -828,6 +900,7 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: 
   // A head with no body to follow (204, 304, Content-Length: 0) ends its message without another byte.
   if (!(ev & PEV.MESSAGE) && h.ilen[b] === 0 && rp.execute(EMPTY) & PEV.MESSAGE) responseEnded(w, b);
   else if (ev & PEV.MESSAGE) responseEnded(w, b);
+  else maybeRaw(w, b);
   return true;
 }
 

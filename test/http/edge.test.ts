@@ -155,3 +155,40 @@ t.test('--idle-timeout: a kept-alive client that goes silent is closed; one that
   quiet.destroy();
   busy.destroy();
 });
+
+for (const splice of ['auto', 'off'] as const) {
+  t.test(`a large Content-Length response moves by ${splice === 'off' ? 'copy' : 'splice'}, intact, and its backend connection is reused`, async (t) => {
+    const big = randomBytes(8 << 20);
+    const want = createHash('sha256').update(big).digest('hex');
+    let conns = 0;
+    const srv = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': big.length });
+      res.end(big);
+    });
+    srv.on('connection', () => conns++);
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const proxy = await start({ listen: '127.0.0.1:0', backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, mode: 'http', workers: 1, splice, logLevel: 'silent' });
+    t.teardown(async () => {
+      await proxy.close(0);
+      srv.close();
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    for (let i = 0; i < 3; i++) {
+      const sha = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: proxy.port, path: `/big${i}`, agent }, (res) => {
+          const h = createHash('sha256');
+          res.on('data', (d) => h.update(d));
+          res.on('end', () => resolve(h.digest('hex')));
+        }).on('error', reject);
+      });
+      t.equal(sha, want, `response ${i} intact`);
+    }
+    const s = proxy.stats();
+    t.equal(conns, 1, 'one backend connection for the three responses');
+    t.equal(s.reused, 2);
+    if (splice === 'off') t.equal(s.pipesOpen, 0, 'no pipe with splice off');
+    else t.ok(s.pipesOpen > 0, 'the body went through pooled pipes');
+  });
+}
