@@ -122,6 +122,8 @@ export type CliRun = { child: ChildProcess; port: number; stdout: () => string; 
 /** Starts `ffi-proxy start ARGS` as a child process on a free port; resolves once its banner says where. */
 export async function startCli(args: string[]): Promise<CliRun> {
   const child = spawn(process.execPath, [CLI, 'start', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // However this test process ends (a timeout included), the proxy it started ends with it.
+  process.once('exit', () => child.kill('SIGKILL'));
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
