@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from './sys/index.js';
 import type { LevelName } from './log.js';
+import type { HttpOptions } from './loop/http.js';
 
 export const MODES = ['tcp', 'http'] as const;
 export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
@@ -71,14 +72,7 @@ export type Resolved = {
   drainTimeoutMs: number;
   logLevel: LevelName;
   maxConnections: number | null;
-  http: {
-    headerTimeoutMs: number;
-    idleTimeoutMs: number;
-    backendTimeoutMs: number;
-    maxHeaderSize: number;
-    maxBodySize: number;
-    forwardedHeaders: boolean;
-  } | null;
+  http: HttpOptions | null;
 };
 
 function badOption(msg: string): ProxyError {
