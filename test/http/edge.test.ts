@@ -192,3 +192,34 @@ for (const splice of ['auto', 'off'] as const) {
     else t.ok(s.pipesOpen > 0, 'the body went through pooled pipes');
   });
 }
+
+t.test('a full connection table in HTTP mode: 503 with Connection: close, and the held client keeps working', async (t) => {
+  const srv = http.createServer((_req, res) => res.end('ok'));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const proxy = await start({
+    listen: '127.0.0.1:0',
+    backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    mode: 'http',
+    workers: 1,
+    maxConnections: 1,
+    logLevel: 'silent',
+  });
+  t.teardown(async () => {
+    await proxy.close(0);
+    srv.close();
+  });
+  const held = rawRequest(proxy.port, 'GET /1 HTTP/1.1\r\nHost: h\r\n\r\n');
+  const heldText = collect(held);
+  await waitFor(() => /ok$/.test(heldText.text()), 'the held client\'s answer');
+  const extra = rawRequest(proxy.port, 'GET /2 HTTP/1.1\r\nHost: h\r\n\r\n');
+  const extraText = collect(extra);
+  await peerDone(extra);
+  t.match(extraText.text(), /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  t.match(extraText.text(), /\r\nConnection: close\r\n/);
+  t.equal(proxy.stats().refusedFull, 1);
+  held.write('GET /3 HTTP/1.1\r\nHost: h\r\n\r\n');
+  await waitFor(() => (heldText.text().match(/ok/g) ?? []).length === 2, 'the held client\'s second answer');
+  held.destroy();
+  extra.destroy();
+});
