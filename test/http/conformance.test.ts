@@ -11,15 +11,6 @@ import { waitFor } from '../helpers/net.js';
 import { get, httpClient, parseCaseFile, recordingBackend, type ConformanceCase, type RecordingBackend } from '../helpers/http-backend.js';
 
 const DIR = fileURLToPath(new URL('./cases/', import.meta.url));
-// Options HTTP mode adds to start() (typed here so this file compiles before and after they exist).
-type HttpOptions = StartOptions & {
-  headerTimeoutMs?: number;
-  backendTimeoutMs?: number;
-  maxHeaderSize?: number;
-  maxBodySize?: number;
-  forwardedHeaders?: boolean;
-};
-
 // How long one case may wait for its responses or for the close. A proxy that waits for bytes that will
 // never come is answered by the header timeout (2 s here) at the latest.
 const WAIT_MS = 3000;
@@ -42,7 +33,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 for (const { file, options, cases } of loaded) {
   t.test(file, async (t) => {
     const backend = await recordingBackend();
-    const opts: HttpOptions = {
+    const opts: StartOptions = {
       listen: '127.0.0.1:0',
       backend: `127.0.0.1:${backend.port}`,
       mode: 'http',
@@ -50,7 +41,7 @@ for (const { file, options, cases } of loaded) {
       logLevel: 'silent',
       headerTimeoutMs: 2000,
       backendTimeoutMs: 2000,
-      ...(options as HttpOptions),
+      ...(options as StartOptions),
     };
     const proxy = await start(opts);
     t.teardown(async () => {

@@ -1,12 +1,26 @@
 // HTTP mode at its edges: a backend that reads an upload slowly (backpressure, not a failure), a backend
 // that answers before the request body has arrived, and a drain with keep-alive clients.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { start } from '../../dist/index.js';
+import { start, type StartOptions } from '../../dist/index.js';
 import { peerDone, startCli, waitFor } from '../helpers/net.js';
+
+/** An HTTP-mode proxy (one worker) in front of a backend that answers every request with `ok`. */
+async function okProxy(t: Test, o: StartOptions) {
+  const srv = http.createServer((_req, res) => res.end('ok'));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const backend = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+  const proxy = await start({ listen: '127.0.0.1:0', backend, mode: 'http', workers: 1, logLevel: 'silent', ...o });
+  t.teardown(async () => {
+    await proxy.close(0);
+    srv.close();
+  });
+  return proxy;
+}
 
 function rawRequest(port: number, head: string): net.Socket {
   const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -120,21 +134,7 @@ t.test('SIGTERM in HTTP mode: idle keep-alive clients are closed at once, a requ
 });
 
 t.test('--idle-timeout: a kept-alive client that goes silent is closed; one that keeps asking is not', async (t) => {
-  const srv = http.createServer((_req, res) => res.end('ok'));
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const proxy = await start({
-    listen: '127.0.0.1:0',
-    backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
-    mode: 'http',
-    workers: 1,
-    idleTimeoutMs: 300,
-    logLevel: 'silent',
-  });
-  t.teardown(async () => {
-    await proxy.close(0);
-    srv.close();
-  });
+  const proxy = await okProxy(t, { idleTimeoutMs: 300 });
   const quiet = rawRequest(proxy.port, 'GET /1 HTTP/1.1\r\nHost: h\r\n\r\n');
   const quietText = collect(quiet);
   const quietGone = peerDone(quiet);
@@ -194,21 +194,7 @@ for (const splice of ['auto', 'off'] as const) {
 }
 
 t.test('a full connection table in HTTP mode: 503 with Connection: close, and the held client keeps working', async (t) => {
-  const srv = http.createServer((_req, res) => res.end('ok'));
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const proxy = await start({
-    listen: '127.0.0.1:0',
-    backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
-    mode: 'http',
-    workers: 1,
-    maxConnections: 1,
-    logLevel: 'silent',
-  });
-  t.teardown(async () => {
-    await proxy.close(0);
-    srv.close();
-  });
+  const proxy = await okProxy(t, { maxConnections: 1 });
   const held = rawRequest(proxy.port, 'GET /1 HTTP/1.1\r\nHost: h\r\n\r\n');
   const heldText = collect(held);
   await waitFor(() => /ok$/.test(heldText.text()), 'the held client\'s answer');

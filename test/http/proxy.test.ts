@@ -23,15 +23,7 @@ import {
   type RecordingBackend,
 } from '../helpers/http-backend.js';
 
-type HttpOptions = StartOptions & {
-  headerTimeoutMs?: number;
-  backendTimeoutMs?: number;
-  maxHeaderSize?: number;
-  maxBodySize?: number;
-  forwardedHeaders?: boolean;
-};
-
-const TIMEOUTS: HttpOptions = { headerTimeoutMs: 300, backendTimeoutMs: 300 };
+const TIMEOUTS: StartOptions = { headerTimeoutMs: 300, backendTimeoutMs: 300 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,8 +37,8 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** A proxy in HTTP mode in front of `backend` (a port), stopped at the end of the test. */
-async function proxyFor(t: Test, backendPort: number, o: HttpOptions = {}) {
-  const opts: HttpOptions = {
+async function proxyFor(t: Test, backendPort: number, o: StartOptions = {}) {
+  const opts: StartOptions = {
     listen: '127.0.0.1:0',
     backend: `127.0.0.1:${backendPort}`,
     mode: 'http',
@@ -66,7 +58,7 @@ async function proxyFor(t: Test, backendPort: number, o: HttpOptions = {}) {
 type Shared = { be: RecordingBackend; port: number };
 const shared = new Map<string, Promise<Shared>>();
 
-function sharedProxy(key: string, o: HttpOptions): Promise<Shared> {
+function sharedProxy(key: string, o: StartOptions): Promise<Shared> {
   let s = shared.get(key);
   if (!s) {
     s = (async () => {
@@ -124,7 +116,7 @@ function view(be: RecordingBackend): BackendView {
  * The shared proxy for `o` (and `pool`, to keep a pool of its own), its backend answering with `handler`
  * for this test.
  */
-async function setup(t: Test, handler?: Handler, o: HttpOptions = {}, pool = ''): Promise<{ be: BackendView; port: number }> {
+async function setup(t: Test, handler?: Handler, o: StartOptions = {}, pool = ''): Promise<{ be: BackendView; port: number }> {
   const s = await sharedProxy(`${pool}${JSON.stringify(o)}`, o);
   s.be.setHandler(handler ?? defaultHandler);
   t.teardown(() => s.be.setHandler(defaultHandler));
