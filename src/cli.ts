@@ -17,7 +17,11 @@ if (process.platform !== 'linux') fail(`runs on Linux only (this is ${process.pl
 const { default: yargs } = await import('yargs');
 const { hideBin } = await import('yargs/helpers');
 const { start, CODES, ProxyError, DEFAULTS } = await import('./index.js');
+const { startFleet } = await import('./fleet.js');
+const { Logger, levelNumber } = await import('./log.js');
 const { formatAddress } = await import('./sys/index.js');
+type StartOptions = import('./index.js').StartOptions;
+type Address = import('./index.js').Address;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -36,6 +40,11 @@ const argv = await yargs(hideBin(process.argv))
   })
   .option('mode', { choices: ['tcp', 'http'] as const, default: DEFAULTS.mode, describe: 'what to proxy' })
   .option('workers', { type: 'number', describe: 'worker threads, one event loop each (default: CPUs)' })
+  .option('processes', {
+    type: 'number',
+    default: 1,
+    describe: 'processes sharing the port (SO_REUSEPORT), each with its workers and its own file limit; supervised',
+  })
   .option('splice', {
     choices: ['on', 'off', 'auto'] as const,
     default: DEFAULTS.splice,
@@ -92,11 +101,10 @@ const argv = await yargs(hideBin(process.argv))
   .parseAsync();
 
 if (argv.workers !== undefined && !Number.isFinite(argv.workers)) fail('--workers must be a number', EXIT_USAGE);
+if (!Number.isFinite(argv.processes)) fail('--processes must be a number', EXIT_USAGE);
 if (!Number.isFinite(argv['drain-timeout'])) fail('--drain-timeout must be a number of seconds', EXIT_USAGE);
 
-let proxy: Awaited<ReturnType<typeof start>>;
-try {
-  proxy = await start({
+const options: StartOptions = {
     listen: argv.listen,
     backend: argv.backend,
     mode: argv.mode,
@@ -110,7 +118,32 @@ try {
     maxHeaderSize: argv['max-header-size'],
     maxBodySize: argv['max-body-size'],
     forwardedHeaders: argv['forwarded-headers'],
-  });
+};
+
+type Running = {
+  address: Address;
+  backend: Address;
+  demoBackend: boolean;
+  workers: number;
+  capacityPerWorker: number;
+  close(drainTimeoutMs?: number): Promise<void>;
+  stopNow(): Promise<void>;
+};
+
+let proxy: Running;
+let shape: string;
+try {
+  if (argv.processes === 1) {
+    const p = await start(options);
+    proxy = { ...p, close: () => p.close(), stopNow: () => p.close(0) };
+    shape = `${p.workers} worker(s)`;
+  } else {
+    const log = new Logger(levelNumber(argv['log-level']), 'fleet');
+    const f = await startFleet(options, argv.processes, log);
+    // A second signal: the children stop at once (SIGKILL), and the parent goes with them.
+    proxy = { ...f, close: () => f.close(), stopNow: async () => f.kill() };
+    shape = `${f.processes} processes × ${f.workers} worker(s)`;
+  }
 } catch (e) {
   if (e instanceof ProxyError) {
     const usage = e.code === CODES.BAD_OPTION || e.code === CODES.BAD_ADDRESS;
@@ -121,8 +154,8 @@ try {
 
 const where = formatAddress(proxy.address);
 const lines = [
-  `ffi-proxy ${pkg.version} listening on ${where} (${proxy.mode} mode, ${proxy.workers} worker(s), ` +
-    `up to ${proxy.capacityPerWorker} connections each)`,
+  `ffi-proxy ${pkg.version} listening on ${where} (${argv.mode} mode, ${shape}, ` +
+    `up to ${proxy.capacityPerWorker} connections each worker)`,
 ];
 if (proxy.demoBackend) {
   lines.push(`backend: the built-in demo backend on ${formatAddress(proxy.backend)}; try: curl http://${where}/`);
@@ -143,7 +176,7 @@ const onSignal = (sig: NodeJS.Signals) => {
     );
   } else {
     process.stderr.write(`ffi-proxy: ${sig} again: stopping now\n`);
-    proxy.close(0).then(() => process.exit(0));
+    proxy.stopNow().then(() => process.exit(0));
   }
 };
 process.on('SIGINT', onSignal);

@@ -17,7 +17,9 @@ export class Logger {
 
   constructor(level: number, who: string) {
     this.level = level;
-    this.who = who;
+    // In a --processes fleet, each child's lines say which process they come from: [p2.w0].
+    const proc = process.env.FFIP_PROCESS;
+    this.who = proc === undefined ? who : `p${proc}.${who}`;
   }
 
   log(level: number, msg: string): void {

@@ -17,6 +17,7 @@ t.test('--help lists every flag; --version prints the version', async (t) => {
     '--backend',
     '--mode',
     '--workers',
+    '--processes',
     '--splice',
     '--drain-timeout',
     '--header-timeout',

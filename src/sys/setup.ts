@@ -21,17 +21,42 @@ export type ListenOptions = { backlog: number; reusePort: boolean };
  * An IPv6 listener is IPv6-only, so `[::]:P` and `0.0.0.0:P` can be two separate listeners.
  */
 export function listenSocket(addr: Address, opts: ListenOptions): number {
+  const fd = boundSocket(addr, opts.reusePort);
+  const l = raw.listen(fd, opts.backlog) as number;
+  if (l === -1) {
+    const err = errno();
+    close(fd);
+    check(-err, 'listen', formatAddress(addr));
+  }
+  return fd;
+}
+
+/**
+ * A socket bound to `addr` with SO_REUSEPORT but never listening: it holds the port (and settles port 0)
+ * for processes that bind their own listeners to it later, and takes no connections itself, because only
+ * listening sockets join the port's reuseport group. Throws as listenSocket does (EADDRINUSE...).
+ */
+export function reservePort(addr: Address): { fd: number; address: Address } {
+  const fd = boundSocket(addr, true);
+  try {
+    return { fd, address: localAddress(fd) };
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+function boundSocket(addr: Address, reusePort: boolean): number {
   const what = formatAddress(addr);
   const fd = check(socket(addressFamily(addr), SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), 'socket', what);
   try {
     check(setIntOpt(fd, SOL.SOCKET, SO.REUSEADDR, 1), 'setsockopt SO_REUSEADDR', what);
-    if (opts.reusePort) check(setIntOpt(fd, SOL.SOCKET, SO.REUSEPORT, 1), 'setsockopt SO_REUSEPORT', what);
+    if (reusePort) check(setIntOpt(fd, SOL.SOCKET, SO.REUSEPORT, 1), 'setsockopt SO_REUSEPORT', what);
     if (addr.family === 'ipv6') check(setIntOpt(fd, SOL.IPV6, IPV6_V6ONLY, 1), 'setsockopt IPV6_V6ONLY', what);
     const sa = encodeSockaddr(addr);
     const r = raw.bind(fd, sa, sa.length) as number;
+    // Named "listen" like the listen() failure: to the user both mean the address cannot be listened on.
     check(r === -1 ? -errno() : 0, 'listen', what);
-    const l = raw.listen(fd, opts.backlog) as number;
-    check(l === -1 ? -errno() : 0, 'listen', what);
     return fd;
   } catch (e) {
     close(fd);

@@ -1,0 +1,28 @@
+// One process of a `--processes` fleet (fleet.ts). Its options arrive as JSON in argv[2], already checked
+// and resolved by the parent. It starts the proxy, says "ready" (or why it could not) over IPC, and drains
+// and exits on SIGTERM or SIGINT, or when the parent is gone: a fleet never outlives its supervisor.
+
+import type { ChildMessage } from './fleet.js';
+import { start, ProxyError, type StartOptions } from './index.js';
+
+const say = (m: ChildMessage) => process.send?.(m);
+
+let proxy: Awaited<ReturnType<typeof start>>;
+try {
+  proxy = await start(JSON.parse(process.argv[2]) as StartOptions);
+} catch (e) {
+  const code = e instanceof ProxyError ? e.code : null;
+  say({ type: 'error', code, message: e instanceof ProxyError ? e.message : String((e as Error).stack ?? e) });
+  process.exit(1);
+}
+say({ type: 'ready', workers: proxy.workers, capacityPerWorker: proxy.capacityPerWorker });
+
+let stops = 0;
+const stop = () => {
+  stops++;
+  // A second request to stop (the parent's second signal) cuts the drain short.
+  proxy.close(stops === 1 ? undefined : 0).then(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.on('disconnect', stop);
