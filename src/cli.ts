@@ -58,7 +58,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('header-timeout', {
     type: 'number',
     default: DEFAULTS.headerTimeoutMs / 1000,
-    describe: 'http: seconds a request head may take to arrive, else 408',
+    describe: 'http: seconds a request head may take to arrive, else 408; also the time a PROXY header may take',
   })
   .option('idle-timeout', {
     type: 'number',
@@ -84,6 +84,15 @@ const argv = await yargs(hideBin(process.argv))
     type: 'boolean',
     default: DEFAULTS.forwardedHeaders,
     describe: 'http: add X-Forwarded-For/-Proto/-Host (--no-forwarded-headers to turn off)',
+  })
+  .option('accept-proxy', {
+    type: 'boolean',
+    default: false,
+    describe: 'every client connection starts with a PROXY protocol v1/v2 header (from a load balancer); one without is closed',
+  })
+  .option('send-proxy', {
+    choices: ['v1', 'v2'] as const,
+    describe: 'start every backend connection with a PROXY protocol header naming the client',
   })
   .option('log-level', {
     choices: ['silent', 'error', 'warn', 'info', 'debug'] as const,
@@ -118,6 +127,8 @@ const options: StartOptions = {
     maxHeaderSize: argv['max-header-size'],
     maxBodySize: argv['max-body-size'],
     forwardedHeaders: argv['forwarded-headers'],
+    acceptProxy: argv['accept-proxy'],
+    sendProxy: argv['send-proxy'],
 };
 
 type Running = {

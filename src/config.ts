@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from './sys/index.js';
 import type { LevelName } from './log.js';
 import type { HttpOptions } from './loop/http.js';
+import type { ProxyProtocolOptions } from './loop/proxied.js';
 
 export const MODES = ['tcp', 'http'] as const;
 export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
@@ -61,7 +62,17 @@ export type StartOptions = {
   maxBodySize?: number;
   /** HTTP: add X-Forwarded-For/-Proto/-Host (default true). */
   forwardedHeaders?: boolean;
+  /**
+   * Every client connection starts with a PROXY protocol header (v1 or v2) from a load balancer in front;
+   * it names the client for X-Forwarded-For and --send-proxy. One without a valid header is closed.
+   */
+  acceptProxy?: boolean;
+  /** Start each backend connection with a PROXY protocol header of this version naming the client. */
+  sendProxy?: SendProxy;
 };
+
+export const SEND_PROXY = ['v1', 'v2'] as const;
+export type SendProxy = (typeof SEND_PROXY)[number];
 
 export type Resolved = {
   listen: Address;
@@ -73,6 +84,7 @@ export type Resolved = {
   logLevel: LevelName;
   maxConnections: number | null;
   http: HttpOptions | null;
+  proxyProtocol: ProxyProtocolOptions | null;
 };
 
 function badOption(msg: string): ProxyError {
@@ -129,10 +141,19 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const listen = await resolve(listenSpec, 'listen');
   const backend = o.backend === undefined ? null : await resolve(parseAddress(o.backend), 'backend');
   if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
+  const headerTimeoutMs = millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs);
+  const sendProxy = o.sendProxy ?? null;
+  if (sendProxy !== null && !SEND_PROXY.includes(sendProxy)) {
+    throw badOption(`send-proxy must be one of ${SEND_PROXY.join(', ')}, not '${sendProxy}'`);
+  }
+  const proxyProtocol: ProxyProtocolOptions | null =
+    o.acceptProxy || sendProxy !== null
+      ? { accept: o.acceptProxy === true, send: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0, headerTimeoutMs }
+      : null;
   const http =
     mode === 'http'
       ? {
-          headerTimeoutMs: millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs),
+          headerTimeoutMs,
           idleTimeoutMs: millis('idle timeout', o.idleTimeoutMs, DEFAULTS.idleTimeoutMs),
           backendTimeoutMs: millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs),
           maxHeaderSize: bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT),
@@ -140,5 +161,5 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
           forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
         }
       : null;
-  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, http };
+  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, http, proxyProtocol };
 }

@@ -90,6 +90,7 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
       backlog: DEFAULT_BACKLOG,
       log,
       http: o.http,
+      proxyProtocol: o.proxyProtocol,
     });
   } catch (e) {
     await demo?.close();

@@ -26,6 +26,8 @@ t.test('--help lists every flag; --version prints the version', async (t) => {
     '--max-header-size',
     '--max-body-size',
     '--forwarded-headers',
+    '--accept-proxy',
+    '--send-proxy',
     '--log-level',
   ]) {
     t.match(help.stdout, flag);
@@ -49,6 +51,7 @@ t.test('bad flags and addresses: one line on stderr, exit code 2', async (t) => 
     [['start', '--mode', 'http', '--header-timeout', '0'], /header timeout must be a time above 0/],
     [['start', '--mode', 'smtp'], /Invalid values: Argument: mode, Given: "smtp"/],
     [['start', '--drain-timeout', '-1'], /drain timeout must be/],
+    [['start', '--send-proxy', 'v3'], /Invalid values: Argument: send-proxy, Given: "v3"/],
     [['start', '--backend', 'no-such-host.invalid:80'], /cannot resolve 'no-such-host.invalid'/],
   ];
   for (const [args, why] of cases) {

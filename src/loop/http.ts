@@ -47,7 +47,7 @@ import {
   splice,
 } from '../sys/index.js';
 import { CONN_EVENTS, SPLICE_MODE, type WorkerLoop } from './loop.js';
-import { TimerWheel } from './timers.js';
+import { refuse, sendHeader, takeHeader } from './proxied.js';
 import * as tcp from './tcp.js';
 import { CTR, FL, KIND, ST } from './types.js';
 
@@ -77,6 +77,7 @@ const H = {
   POOLED: 1 << 10, // backend: taken from the pool for this request (it may have been closed meanwhile)
   KEPT: 1 << 11, // client: kept alive after a response, waiting for its next request (idle deadline)
   RAW: 1 << 12, // backend: the rest of a Content-Length body moves by count (splice), not through llhttp
+  PP_WAIT: 1 << 13, // client: --accept-proxy, its PROXY header is not complete yet (proxied.ts)
 } as const;
 
 // A response body with at least this many bytes still to come, and a known length, moves by splice like
@@ -112,7 +113,6 @@ export class HttpState {
   readonly peerText: (string | null)[]; // client: its address, for X-Forwarded-For
   readonly retry: Int32Array; // client: pool buffer with a copy of the request sent on a pooled connection
   readonly retryLen: Int32Array;
-  readonly timers: TimerWheel;
   readonly info = new HeadInfo();
   readonly idle: Int32Array; // pool of idle backend slots (a stack)
   readonly idleGen: Uint32Array;
@@ -130,15 +130,13 @@ export class HttpState {
     this.peerText = new Array(capacity).fill(null);
     this.retry = new Int32Array(capacity).fill(-1);
     this.retryLen = new Int32Array(capacity);
-    this.timers = new TimerWheel(capacity, Date.now());
     this.idle = new Int32Array(MAX_IDLE_BACKENDS);
     this.idleGen = new Uint32Array(MAX_IDLE_BACKENDS);
     this.scratch = Buffer.allocUnsafeSlow(16384);
   }
 
-  /** Frees what slot s holds here (inbox, retry copy, deadline). Called by WorkerLoop.closeSlot(). */
+  /** Frees what slot s holds here (inbox, retry copy). Called by WorkerLoop.closeSlot(). */
   release(s: number, bufs: { release(i: number): void }): void {
-    this.timers.disarm(s);
     if (this.inb[s] >= 0) {
       bufs.release(this.inb[s]);
       this.inb[s] = -1;
@@ -184,7 +182,7 @@ export function onAccept(w: WorkerLoop, fd: number): void {
   const c = t.acquire(KIND.CLIENT, ST.H_HEAD, fd);
   t.ctr[CTR.ACTIVE]++;
   const h = w.http!;
-  h.hf[c] = 0;
+  h.hf[c] = w.pp !== null && w.pp.o.accept ? H.PP_WAIT : 0;
   h.ilen[c] = 0;
   h.peerText[c] = null;
   parser(w, c, PARSER_TYPE.REQUEST);
@@ -193,7 +191,7 @@ export function onAccept(w: WorkerLoop, fd: number): void {
     return;
   }
   // The first request's head must arrive within the header timeout (HAProxy's `timeout http-request`).
-  h.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+  w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
 }
 
 export function onEvent(w: WorkerLoop, s: number, events: number): void {
@@ -223,8 +221,14 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
     case ST.IDLE:
       // A pooled connection with something to read (the backend closed it, or sent bytes nobody asked for)
       // is done: it leaves the pool (lazily: its generation changes) and closes. EPOLLOUT alone (acks
-      // freeing send-buffer space) says nothing about it.
-      if (events & EVENTS_READ) w.closeSlot(s);
+      // freeing send-buffer space) says nothing about it, and neither does an EPOLLIN whose bytes were
+      // read before the connection went idle (the edge was already queued): a read saying EAGAIN keeps it.
+      if (events & EVENTS_END) w.closeSlot(s);
+      else if (events & EVENTS_READ) {
+        const n = read(t.fd[s], w.http!.scratch, 1);
+        if (n === -E.EAGAIN) t.flags[s] &= ~FL.READABLE;
+        else w.closeSlot(s);
+      }
       return;
     case ST.PROXYING: {
       const c = t.peer[s];
@@ -274,6 +278,9 @@ export function onTimer(w: WorkerLoop, s: number): void {
   const h = w.http!;
   if (t.kind[s] === KIND.CLIENT) {
     if (t.state[s] === ST.H_LINGER) {
+      closeClient(w, s, null);
+    } else if (t.state[s] === ST.H_HEAD && h.hf[s] & H.PP_WAIT) {
+      refuse(w, s, `not complete within ${h.o.headerTimeoutMs} ms`);
       closeClient(w, s, null);
     } else if (t.state[s] === ST.H_HEAD) {
       // Nothing sent (a new connection, or a kept-alive one gone idle): close quietly, as HAProxy's
@@ -379,7 +386,22 @@ function clientProgress(w: WorkerLoop, c: number): void {
     }
     switch (t.state[c]) {
       case ST.H_HEAD: {
-        if (h.ilen[c] > 0 && parseHead(w, c)) continue;
+        if (h.hf[c] & H.PP_WAIT) {
+          if (h.ilen[c] > 0) {
+            const got = takeHeader(w, c, inbox(w, c), h.ilen[c]);
+            if (got < 0) {
+              closeClient(w, c, null); // refused: logged and counted; not one byte went anywhere
+              return;
+            }
+            if (got > 0) {
+              h.hf[c] &= ~H.PP_WAIT;
+              // X-Forwarded-For names the client the balancer saw (a LOCAL header: the socket's peer).
+              h.peerText[c] = w.pp!.client[c]?.srcAddr ?? null;
+              consumeInbox(w, c, got);
+              continue;
+            }
+          }
+        } else if (h.ilen[c] > 0 && parseHead(w, c)) continue;
         if (t.gen[c] !== gen || t.state[c] !== ST.H_HEAD) continue;
         if (!(t.flags[c] & FL.READABLE)) return;
         const before = h.ilen[c];
@@ -389,7 +411,7 @@ function clientProgress(w: WorkerLoop, c: number): void {
           // accept and keeps running: it is not reset by each byte, so a trickled head still gets 408).
           if (before === 0 && h.hf[c] & H.KEPT) {
             h.hf[c] &= ~H.KEPT;
-            h.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+            w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
           }
           continue;
         }
@@ -500,7 +522,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev0: number): b
   if (h.o.maxBodySize > 0 && p.flags & HF.CONTENT_LENGTH && p.contentLength > h.o.maxBodySize) {
     return fail(w, c, 413, `Content-Length ${p.contentLength} over ${h.o.maxBodySize}`);
   }
-  h.timers.disarm(c);
+  w.timers.disarm(c);
   t.ctr[CTR.REQUESTS]++;
   let hf = 0;
   if (!p.shouldKeepAlive()) hf |= H.CLOSE_AFTER;
@@ -585,7 +607,7 @@ function requestDone(w: WorkerLoop, c: number): void {
   const b = t.peer[c];
   // The backend has backend-timeout to start answering (nginx's proxy_read_timeout, HAProxy's timeout
   // server). A backend still connecting keeps its connect deadline; finishConnect() starts this one.
-  if (b >= 0 && t.state[b] === ST.PROXYING) h.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  if (b >= 0 && t.state[b] === ST.PROXYING) w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
   if (b >= 0 && t.state[b] === ST.PROXYING && !outEmpty(w, c)) {
     const f = tcp.flush(w, c, b);
     if (f < 0) fail(w, c, 502, `write to backend: ${errnoName(f)}`);
@@ -625,10 +647,11 @@ function takeBackend(w: WorkerLoop, c: number, fresh: boolean): number {
     fail(w, c, 503, 'epoll_ctl ADD backend');
     return -1;
   }
-  h.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
   const r = connect(fd, w.backendSa, w.backendSa.length);
   if (r === 0) {
     t.state[b] = ST.PROXYING; // unix sockets connect at once
+    if (!sentProxyHeader(w, c, b)) return -1;
     connectDeadlineOver(w, c, b);
   } else if (r !== -E.EINPROGRESS) {
     connectFailed(w, b, r);
@@ -656,15 +679,25 @@ function finishConnect(w: WorkerLoop, b: number): void {
   }
   w.t.state[b] = ST.PROXYING;
   const c = w.t.peer[b];
+  if (c >= 0 && !sentProxyHeader(w, c, b)) return;
   connectDeadlineOver(w, c, b);
   if (c >= 0) clientProgress(w, c);
+}
+
+/** --send-proxy: the header goes first on a new backend connection. False after fail() when it could not. */
+function sentProxyHeader(w: WorkerLoop, c: number, b: number): boolean {
+  if (w.pp === null || w.pp.o.send === 0) return true;
+  const r = sendHeader(w, c, b);
+  if (r === 0) return true;
+  connectFailed(w, b, r);
+  return false;
 }
 
 /** The connect deadline is over: the response deadline runs from the request's end (already, or later). */
 function connectDeadlineOver(w: WorkerLoop, c: number, b: number): void {
   const h = w.http!;
-  if (c >= 0 && h.hf[c] & H.REQ_DONE) h.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
-  else h.timers.disarm(b);
+  if (c >= 0 && h.hf[c] & H.REQ_DONE) w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  else w.timers.disarm(b);
 }
 
 function connectFailed(w: WorkerLoop, b: number, err: number): void {
@@ -722,7 +755,7 @@ function backendProgress(w: WorkerLoop, b: number): void {
     if (n > 0) {
       if (!(h.hf[b] & H.RESP_BYTES)) {
         h.hf[b] |= H.RESP_BYTES;
-        h.timers.disarm(b);
+        w.timers.disarm(b);
         dropRetryCopy(h, c, w.bufs);
       }
       continue;
@@ -918,10 +951,13 @@ function responseEnded(w: WorkerLoop, b: number): void {
 function finishExchange(w: WorkerLoop, c: number, b: number): void {
   const t = w.t;
   const h = w.http!;
-  const reusable = (h.hf[b] & H.REUSABLE) !== 0 && (h.hf[c] & H.REQ_DONE) !== 0;
+  // With --send-proxy a connection's PROXY header names one client, so it is never shared (HAProxy marks
+  // such connections private too): it closes after its response.
+  const reusable =
+    (h.hf[b] & H.REUSABLE) !== 0 && (h.hf[c] & H.REQ_DONE) !== 0 && (w.pp === null || w.pp.o.send === 0);
   t.peer[c] = -1;
   t.peer[b] = -1;
-  h.timers.disarm(b);
+  w.timers.disarm(b);
   if (reusable && h.idleCount < MAX_IDLE_BACKENDS && !w.draining) {
     t.state[b] = ST.IDLE;
     t.flags[b] &= ~(FL.READABLE | FL.W_BLOCKED);
@@ -940,10 +976,10 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
   h.parsers[c]!.reset();
   if (h.ilen[c] > 0) {
     h.hf[c] = 0;
-    h.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
+    w.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
   } else {
     h.hf[c] = H.KEPT;
-    h.timers.arm(c, Date.now() + h.o.idleTimeoutMs); // nginx's keepalive_timeout
+    w.timers.arm(c, Date.now() + h.o.idleTimeoutMs); // nginx's keepalive_timeout
   }
   if (h.ilen[c] > 0 || t.flags[c] & FL.READABLE) w.enqueue(c);
 }
@@ -951,8 +987,8 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
 function startTunnel(w: WorkerLoop, c: number, b: number): void {
   const t = w.t;
   const h = w.http!;
-  h.timers.disarm(b);
-  h.timers.disarm(c);
+  w.timers.disarm(b);
+  w.timers.disarm(c);
   // Bytes already read past the heads belong to the tunnel: queue them behind what is in each outbox.
   for (const s of [b, c]) {
     if (h.ilen[s] === 0) continue;
@@ -1011,7 +1047,7 @@ function linger(w: WorkerLoop, c: number): void {
   dropInbox(w, c);
   shutdown(t.fd[c], SHUT.WR);
   t.state[c] = ST.H_LINGER;
-  h.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+  w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
   if (t.flags[c] & FL.READABLE) w.enqueue(c);
 }
 

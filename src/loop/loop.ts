@@ -31,7 +31,9 @@ import {
 import { BufferPool, PipePool } from './pools.js';
 import { ConnTable } from './table.js';
 import * as http from './http.js';
+import { ProxyProtocolState, type ProxyProtocolOptions } from './proxied.js';
 import * as tcp from './tcp.js';
+import { TimerWheel } from './timers.js';
 import { CMD, CTL, CTR, FL, KIND, ST, WSTATE } from './types.js';
 
 export const SPLICE_MODE = { OFF: 0, ON: 1, AUTO: 2 } as const;
@@ -51,6 +53,8 @@ export type WorkerConfig = {
   logLevel: number;
   /** Set in HTTP mode; null in TCP mode. */
   http: http.HttpOptions | null;
+  /** --accept-proxy / --send-proxy; null when neither is on. */
+  proxyProtocol: ProxyProtocolOptions | null;
 };
 
 // One epoll_wait returns at most this many events. 256 keeps the event buffer at 3 KiB and amortises the
@@ -78,8 +82,12 @@ export class WorkerLoop {
   readonly backendFamily: number;
   readonly backendIsTcp: boolean;
   readonly backendText: string;
-  /** HTTP mode's per-worker state (parsers, inboxes, timers, backend pool); null in TCP mode. */
+  /** HTTP mode's per-worker state (parsers, inboxes, backend pool); null in TCP mode. */
   readonly http: http.HttpState | null;
+  /** PROXY protocol state (addresses per slot); null when neither --accept-proxy nor --send-proxy is on. */
+  readonly pp: ProxyProtocolState | null;
+  /** Per-slot deadlines (HTTP heads, idle clients, backends; PROXY headers in either mode). */
+  readonly timers: TimerWheel;
   private readonly ev = new EventBuffer(MAX_EVENTS);
   private readonly eventfdBuf = Buffer.alloc(8);
   // The ready queue: a ring of (slot, gen), each slot at most once (FL.QUEUED).
@@ -101,6 +109,8 @@ export class WorkerLoop {
     // A slot holds at most one outbox buffer, and in HTTP mode one inbox buffer too.
     this.bufs = new BufferPool(cfg.bufferSize, cfg.http ? 2 * cfg.capacity : cfg.capacity, KEEP_IDLE, this.t.ctr);
     this.http = cfg.http ? new http.HttpState(cfg.capacity, cfg.http) : null;
+    this.pp = cfg.proxyProtocol ? new ProxyProtocolState(cfg.capacity, cfg.proxyProtocol) : null;
+    this.timers = new TimerWheel(cfg.capacity, Date.now());
     this.pipes = new PipePool(cfg.bufferSize, cfg.maxPipes, KEEP_IDLE, this.t.ctr);
     this.spliceMode = cfg.splice === 'on' ? SPLICE_MODE.ON : cfg.splice === 'off' ? SPLICE_MODE.OFF : SPLICE_MODE.AUTO;
     this.backendSa = encodeSockaddr(cfg.backend);
@@ -134,9 +144,10 @@ export class WorkerLoop {
       if (this.qLen > 0) timeout = 0;
       else if (this.acceptPausedUntil > 0) timeout = Math.max(0, this.acceptPausedUntil - Date.now());
       const h = this.http;
-      if (h !== null && h.timers.armed > 0 && timeout !== 0) {
+      const timers = this.timers;
+      if (timers.armed > 0 && timeout !== 0) {
         // The nearest deadline's tick bounds the wait (timers.ts).
-        const due = h.timers.timeoutMs(Date.now());
+        const due = timers.timeoutMs(Date.now());
         timeout = timeout < 0 ? due : Math.min(timeout, due);
       }
       const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, timeout);
@@ -165,12 +176,15 @@ export class WorkerLoop {
         if (this.listenerSlot >= 0) this.enqueue(this.listenerSlot);
       }
       this.runReady();
-      if (h !== null && h.timers.armed > 0) h.timers.advance(Date.now(), this.onTimer);
+      if (timers.armed > 0) timers.advance(Date.now(), this.onTimer);
     }
     this.shutdownAll();
   }
 
-  private readonly onTimer = (s: number): void => http.onTimer(this, s);
+  private readonly onTimer = (s: number): void => {
+    if (this.t.state[s] === ST.PP_WAIT) tcp.proxyHeaderLate(this, s);
+    else if (this.http !== null) http.onTimer(this, s);
+  };
 
   /** Puts slot `s` on the ready queue unless it is there already. */
   enqueue(s: number): void {
@@ -258,12 +272,14 @@ export class WorkerLoop {
 
   /**
    * Releases slot `s` and closes its fd: the one place a slot's fd is closed (invariant 1). Its buffer and
-   * pipe go back to their pools (in HTTP mode its inbox and retry copy too, and its deadline is cleared); a pipe that still
-   * held bytes is closed with it. With `abort`, the close sends RST rather than FIN.
+   * pipe go back to their pools (in HTTP mode its inbox and retry copy too), its deadline is cleared, and
+   * a pipe that still held bytes is closed with it. With `abort`, the close sends RST rather than FIN.
    */
   closeSlot(s: number, abort = false): void {
     const t = this.t;
+    this.timers.disarm(s);
     if (this.http !== null) this.http.release(s, this.bufs);
+    if (this.pp !== null) this.pp.release(s);
     if (t.buf[s] >= 0) {
       this.bufs.release(t.buf[s]);
       t.buf[s] = -1;

@@ -17,6 +17,7 @@ import {
 } from '../sys/index.js';
 import type { WorkerConfig } from './loop.js';
 import type { HttpOptions } from './http.js';
+import type { ProxyProtocolOptions } from './proxied.js';
 import { ConnTable, tableBytes } from './table.js';
 import { CMD, CTL, CTR, KIND, WSTATE } from './types.js';
 
@@ -31,6 +32,7 @@ export type WorkerSetOptions = {
   backlog: number;
   log: Logger;
   http: HttpOptions | null;
+  proxyProtocol: ProxyProtocolOptions | null;
 };
 
 export type Stats = {
@@ -48,6 +50,8 @@ export type Stats = {
   requests: number;
   generated: number;
   reused: number;
+  /** --accept-proxy: clients closed for a missing, malformed or late PROXY header. */
+  proxyRefused: number;
 };
 
 export type WorkerStats = {
@@ -109,6 +113,7 @@ export class WorkerSet {
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
           http: o.http,
+          proxyProtocol: o.proxyProtocol,
         };
         set.slots.push({ index: i, cfg, table: new ConnTable(sab, o.capacity), thread: null, exited: Promise.resolve(), restarts: 0 });
       }
@@ -201,6 +206,7 @@ export class WorkerSet {
       requests: sum(CTR.REQUESTS),
       generated: sum(CTR.GENERATED),
       reused: sum(CTR.REUSED),
+      proxyRefused: sum(CTR.PP_REFUSED),
     };
   }
 

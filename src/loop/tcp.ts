@@ -34,6 +34,7 @@ import {
   close,
 } from '../sys/index.js';
 import { CONN_EVENTS, SPLICE_MODE, type WorkerLoop } from './loop.js';
+import { MAX_PROXY_HEADER, refuse, sendHeader, takeHeader } from './proxied.js';
 import { CTR, FL, KIND, ST } from './types.js';
 
 // Reads per pump before the connection yields to others: 16 x 64 KiB = 1 MiB a turn. Without a bound, one
@@ -51,7 +52,10 @@ const WRITE_EVENTS = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR;
 // Events that mean the peer is gone or going: from then on we read until 0 or an error (see readIn).
 const END_EVENTS = EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR;
 
-/** A new client fd from accept4: pair it with a new non-blocking connection to the backend. */
+/**
+ * A new client fd from accept4: pair it with a new non-blocking connection to the backend, or, with
+ * --accept-proxy, first wait for its PROXY header (PP_WAIT, under the header deadline).
+ */
 export function onAccept(w: WorkerLoop, fd: number): void {
   const t = w.t;
   if (t.free < 2) {
@@ -61,12 +65,19 @@ export function onAccept(w: WorkerLoop, fd: number): void {
     return;
   }
   setNoDelay(fd);
-  const c = t.acquire(KIND.CLIENT, ST.WAITING, fd);
+  const waitHeader = w.pp !== null && w.pp.o.accept;
+  const c = t.acquire(KIND.CLIENT, waitHeader ? ST.PP_WAIT : ST.WAITING, fd);
   t.ctr[CTR.ACTIVE]++;
   if (epollAdd(w.epfd, fd, CONN_EVENTS, c, t.gen[c]) < 0) {
     closePair(w, c, 'epoll_ctl ADD client');
     return;
   }
+  if (waitHeader) w.timers.arm(c, Date.now() + w.pp!.o.headerTimeoutMs);
+  else connectBackend(w, c);
+}
+
+function connectBackend(w: WorkerLoop, c: number): void {
+  const t = w.t;
   const bfd = socket(w.backendFamily, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
   if (bfd < 0) {
     t.ctr[CTR.CONNECT_ERRORS]++;
@@ -94,6 +105,59 @@ export function onAccept(w: WorkerLoop, fd: number): void {
   }
 }
 
+/**
+ * --accept-proxy: reads client c (PP_WAIT) into its outbox until the PROXY header is complete. What follows
+ * the header stays in the outbox, to go to the backend first once it is connected.
+ */
+function readProxyHeader(w: WorkerLoop, c: number): void {
+  const t = w.t;
+  while (t.flags[c] & FL.READABLE) {
+    if (t.buf[c] < 0) {
+      t.buf[c] = w.bufs.acquire();
+      t.bufOff[c] = 0;
+      t.bufLen[c] = 0;
+    }
+    const buf = w.bufs.get(t.buf[c]);
+    const have = t.bufLen[c];
+    // Never more than a header can take, so every byte read past it is certain to be the stream's.
+    const room = MAX_PROXY_HEADER - have;
+    const n = read(t.fd[c], have === 0 ? buf : buf.subarray(have), room);
+    if (n === -E.EAGAIN) {
+      t.flags[c] &= ~FL.READABLE;
+      return;
+    }
+    if (n <= 0) {
+      // Gone before its header was whole: nothing was forwarded, nothing to tell.
+      closePair(w, c, n === 0 ? null : `read from client: ${errnoName(n)}`);
+      return;
+    }
+    t.bufLen[c] = have + n;
+    if (n < room && !(t.flags[c] & FL.PEER_DONE)) t.flags[c] &= ~FL.READABLE; // see readIn
+    const got = takeHeader(w, c, buf, t.bufLen[c]);
+    if (got < 0) {
+      closePair(w, c, null);
+      return;
+    }
+    if (got > 0) {
+      t.bufOff[c] = got;
+      if (got === t.bufLen[c]) {
+        w.bufs.release(t.buf[c]);
+        t.buf[c] = -1;
+      }
+      w.timers.disarm(c);
+      t.state[c] = ST.WAITING;
+      connectBackend(w, c);
+      return;
+    }
+  }
+}
+
+/** The header deadline passed with client c still in PP_WAIT. */
+export function proxyHeaderLate(w: WorkerLoop, c: number): void {
+  refuse(w, c, `not complete within ${w.pp!.o.headerTimeoutMs} ms`);
+  closePair(w, c, null);
+}
+
 /** An epoll event for a client or backend slot. */
 export function onEvent(w: WorkerLoop, s: number, events: number): void {
   const t = w.t;
@@ -104,6 +168,9 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
       return;
     case ST.WAITING:
       return; // READABLE is remembered; the client is read once its backend is connected
+    case ST.PP_WAIT:
+      if (t.flags[s] & FL.READABLE) readProxyHeader(w, s);
+      return;
     case ST.PROXYING: {
       const gen = t.gen[s];
       if (events & WRITE_EVENTS && t.flags[s] & FL.W_BLOCKED) {
@@ -126,6 +193,13 @@ function finishConnect(w: WorkerLoop, b: number): void {
 function connected(w: WorkerLoop, b: number): void {
   const t = w.t;
   const c = t.peer[b];
+  if (w.pp !== null && w.pp.o.send !== 0) {
+    const r = sendHeader(w, c, b);
+    if (r < 0) {
+      connectFailed(w, b, r);
+      return;
+    }
+  }
   t.state[b] = ST.PROXYING;
   t.state[c] = ST.PROXYING;
   const gen = t.gen[b];

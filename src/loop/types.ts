@@ -29,6 +29,7 @@ export const ST = {
   H_WAIT: 7, // client: request forwarded whole; the response is being relayed
   H_LINGER: 8, // client: a final response was written and FIN sent; discarding input until the client closes
   IDLE: 9, // backend: in the worker's keep-alive pool
+  PP_WAIT: 10, // TCP-mode client with --accept-proxy: reading its PROXY header; no backend yet
 } as const;
 
 /** Per-slot flag bits (Uint16). Bits 8..15 are unused. */
@@ -58,7 +59,8 @@ export const CTR = {
   REQUESTS: 10, // HTTP requests whose head was complete and valid
   GENERATED: 11, // HTTP responses the proxy wrote itself (4xx/5xx)
   REUSED: 12, // HTTP requests sent on a pooled backend connection
-  COUNT: 16, // slots reserved; 13..15 free for later counters
+  PP_REFUSED: 13, // clients closed for a missing, malformed or late PROXY header (--accept-proxy)
+  COUNT: 16, // slots reserved; 14..15 free for later counters
 } as const;
 
 /** Shared header: control words (Int32, used with Atomics). */
@@ -72,7 +74,7 @@ export const CMD = { RUN: 0, DRAIN: 1, STOP: 2 } as const;
 export const WSTATE = { STARTING: 0, RUNNING: 1, DRAINING: 2, STOPPED: 3 } as const;
 
 const kindNames = ['none', 'listener', 'waker', 'client', 'backend'];
-const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE'];
+const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE', 'PP_WAIT'];
 const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'TUNNEL'];
 
 export function kindName(k: number): string {
