@@ -118,6 +118,9 @@ export class HttpState {
   readonly idleGen: Uint32Array;
   idleCount = 0;
   readonly scratch: Buffer; // for lingering reads that are thrown away
+  // Parsers no slot holds, by type: at most as many as messages were once read at the same time.
+  readonly spareRequest: HttpParser[] = [];
+  readonly spareResponse: HttpParser[] = [];
 
   constructor(capacity: number, o: HttpOptions) {
     this.o = o;
@@ -135,14 +138,23 @@ export class HttpState {
     this.scratch = Buffer.allocUnsafeSlow(16384);
   }
 
-  /** Frees what slot s holds here (inbox, retry copy). Called by WorkerLoop.closeSlot(). */
+  /** Frees what slot s holds here (parser, inbox, retry copy). Called by WorkerLoop.closeSlot(). */
   release(s: number, bufs: { release(i: number): void }): void {
+    this.dropParser(s);
     if (this.inb[s] >= 0) {
       bufs.release(this.inb[s]);
       this.inb[s] = -1;
     }
     this.ilen[s] = 0;
     dropRetryCopy(this, s, bufs);
+  }
+
+  /** Puts slot s's parser (if any) back among the spares. */
+  dropParser(s: number): void {
+    const p = this.parsers[s];
+    if (p === null) return;
+    this.parsers[s] = null;
+    (p.type === PARSER_TYPE.REQUEST ? this.spareRequest : this.spareResponse).push(p);
   }
 }
 
@@ -153,15 +165,19 @@ function dropRetryCopy(h: HttpState, c: number, bufs: { release(i: number): void
   }
 }
 
+/**
+ * Slot s's parser of `type`, reset, taken from the worker's spares when s has none: a parser is held only
+ * while a message is being read, so an idle keep-alive client costs no parser (docs/scaling.md).
+ */
 function parser(w: WorkerLoop, s: number, type: number): HttpParser {
   const h = w.http!;
   let p = h.parsers[s];
   if (p === null || p.type !== type) {
-    p = new HttpParser(type);
+    h.dropParser(s);
+    p = (type === PARSER_TYPE.REQUEST ? h.spareRequest : h.spareResponse).pop() ?? new HttpParser(type);
     h.parsers[s] = p;
-  } else {
-    p.reset();
   }
+  p.reset();
   return p;
 }
 
@@ -185,7 +201,6 @@ export function onAccept(w: WorkerLoop, fd: number): void {
   h.hf[c] = w.pp !== null && w.pp.o.accept ? H.PP_WAIT : 0;
   h.ilen[c] = 0;
   h.peerText[c] = null;
-  parser(w, c, PARSER_TYPE.REQUEST);
   if (epollAdd(w.epfd, fd, CONN_EVENTS, c, t.gen[c]) < 0) {
     closeClient(w, c, 'epoll_ctl ADD client');
     return;
@@ -480,7 +495,8 @@ function clientProgress(w: WorkerLoop, c: number): void {
 /** Parses the client's inbox for a head. True when it moved the state on (the caller loops). */
 function parseHead(w: WorkerLoop, c: number): boolean {
   const h = w.http!;
-  const p = h.parsers[c]!;
+  // A head starts here: the client's parser comes from the spares if it has none (a new or idle client).
+  const p = h.parsers[c] ?? parser(w, c, PARSER_TYPE.REQUEST);
   const buf = inbox(w, c);
   // The parser has seen none of the inbox yet while in H_HEAD: bytes reach it once, when a head starts.
   const ev = p.execute(buf.subarray(0, h.ilen[c]));
@@ -973,11 +989,12 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
     return;
   }
   t.state[c] = ST.H_HEAD;
-  h.parsers[c]!.reset();
   if (h.ilen[c] > 0) {
+    h.parsers[c]!.reset();
     h.hf[c] = 0;
     w.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
   } else {
+    h.dropParser(c); // idle: the next head takes one again
     h.hf[c] = H.KEPT;
     w.timers.arm(c, Date.now() + h.o.idleTimeoutMs); // nginx's keepalive_timeout
   }

@@ -3,11 +3,12 @@
 //
 // Both pools are O(1) stacks of indices. Buffers and pipes are made on first need, up to `max` (the table's
 // capacity, since each slot holds at most one of each), and at most `keepIdle` of them are kept once
-// returned: a burst does not pin its peak memory or fds forever.
+// returned: a burst does not pin its peak memory or fds forever. Buffer memory beyond that goes back to the
+// kernel page by page (madvise) rather than waiting for a garbage collection.
 //
 // Worker-only: nothing here is shared with other threads except the counters it updates.
 
-import { close, createPipe } from '../sys/index.js';
+import { bufferAddress, close, createPipe, pageSize, releasePages } from '../sys/index.js';
 import { CTR } from './types.js';
 
 export class BufferPool {
@@ -15,13 +16,21 @@ export class BufferPool {
   private readonly bufs: (Buffer | null)[] = [];
   private readonly stack: Int32Array;
   private top = 0; // stack[0..top) are free indices
-  private idle = 0; // how many free indices have a Buffer behind them
+  // Free indices whose pages may still be resident ("warm"); beyond keepIdle a released buffer's pages go
+  // back to the kernel at once (madvise), so a burst does not pin its peak memory, and no garbage
+  // collection is needed for it: an idle worker never collects.
+  private warm = 0;
+  private readonly cold: Uint8Array;
   private readonly keepIdle: number;
   private readonly ctr: Float64Array;
+  private readonly page: number;
 
   constructor(size: number, max: number, keepIdle: number, ctr: Float64Array) {
+    this.page = pageSize();
+    if (size % this.page !== 0) throw new RangeError(`buffer size ${size} is not a whole number of ${this.page}-byte pages`);
     this.size = size;
     this.stack = new Int32Array(max);
+    this.cold = new Uint8Array(max);
     this.keepIdle = keepIdle;
     this.ctr = ctr;
     // Every index starts free and empty; pushed in reverse so index 0 comes out first.
@@ -34,8 +43,9 @@ export class BufferPool {
   acquire(): number {
     if (this.top === 0) return -1;
     const i = this.stack[--this.top];
-    if (this.bufs[i] === null) this.bufs[i] = Buffer.allocUnsafeSlow(this.size);
-    else this.idle--;
+    if (this.bufs[i] === null) this.makeSlab(i);
+    else if (this.cold[i] === 0) this.warm--;
+    this.cold[i] = 0;
     this.ctr[CTR.BUFFERS]++;
     return i;
   }
@@ -45,12 +55,39 @@ export class BufferPool {
   }
 
   release(i: number): void {
-    if (this.idle >= this.keepIdle) this.bufs[i] = null;
-    else this.idle++;
+    if (this.warm >= this.keepIdle) {
+      // Cannot fail on memory we own; if it did, the pages would merely stay.
+      releasePages(this.bufs[i]!);
+      this.cold[i] = 1;
+    } else {
+      this.warm++;
+    }
     this.stack[this.top++] = i;
     this.ctr[CTR.BUFFERS]--;
   }
+
+  /**
+   * Buffers are carved SLAB at a time from one allocation, page-aligned (madvise needs it). An allocation
+   * this large is mmap'd by malloc, so its pages are only resident once touched: a buffer that only ever
+   * held a small message costs a page or two, not 64 KiB.
+   */
+  private makeSlab(i: number): void {
+    const first = i - (i % SLAB);
+    const n = Math.min(SLAB, this.bufs.length - first);
+    const mem = Buffer.allocUnsafeSlow(n * this.size + this.page);
+    const skew = Number(bufferAddress(mem) % BigInt(this.page));
+    const base = skew === 0 ? 0 : this.page - skew;
+    for (let k = 0; k < n; k++) {
+      const j = first + k;
+      this.bufs[j] = mem.subarray(base + k * this.size, base + (k + 1) * this.size);
+      // Other indices of the slab are free already (on the stack): their memory is untouched, i.e. cold.
+      if (j !== i) this.cold[j] = 1;
+    }
+  }
 }
+
+/** Buffers per slab: 64 x 64 KiB = 4 MiB of address space, resident only where touched. */
+const SLAB = 64;
 
 export class PipePool {
   readonly size: number;

@@ -75,6 +75,12 @@ type Slot = {
 // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4).
 export const DEFAULT_BACKLOG = 4096;
 
+// A worker's young generation, capped: V8 grows it (up to 16 MiB a semi-space) with the allocation it sees,
+// and a worker blocked in epoll_wait never shrinks it, so under a burst of new connections it would show up
+// as memory per connection (docs/scaling.md). What a worker allocates per request is short-lived and small,
+// so a small young generation costs only cheap, more frequent scavenges.
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
+
 export class WorkerSet {
   readonly address: Address;
   private readonly slots: Slot[] = [];
@@ -127,7 +133,7 @@ export class WorkerSet {
   }
 
   private spawn(s: Slot): Promise<void> {
-    const thread = new Worker(new URL('./worker.js', import.meta.url), { workerData: s.cfg });
+    const thread = new Worker(new URL('./worker.js', import.meta.url), { workerData: s.cfg, resourceLimits: WORKER_LIMITS });
     s.thread = thread;
     return new Promise<void>((resolve, reject) => {
       let ready = false;

@@ -52,6 +52,8 @@ export const EFD = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 
 export const RLIMIT_NOFILE = 7;
 
+export const MADV_DONTNEED = 4;
+
 // The errno values the loop branches on. Names for every other value come from koffi.os.errno.
 export const E = {
   EPERM: 1,

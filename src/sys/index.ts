@@ -5,12 +5,15 @@ export * from './sockaddr.js';
 export { EventBuffer, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollDel } from './epoll.js';
 export {
   accept4,
+  bufferAddress,
   close,
   connect,
   epollWait,
   errnoName,
   getpid,
+  pageSize,
   read,
+  releasePages,
   send,
   setIntOpt,
   setIovec,

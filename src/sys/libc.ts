@@ -13,7 +13,7 @@
 // Thread model: each worker thread imports this module for itself; koffi function objects are per thread.
 
 import koffi from 'koffi';
-import { E } from './constants.js';
+import { E, MADV_DONTNEED } from './constants.js';
 
 // dlopen(NULL): the running node binary and the libraries it links, libc among them (glibc or musl alike),
 // plus llhttp, which node exports. No library name to guess.
@@ -45,6 +45,8 @@ const c = {
   getrlimit: libc.func('int getrlimit(int resource, void *rlim)'),
   setrlimit: libc.func('int setrlimit(int resource, void *rlim)'),
   getpid: libc.func('int getpid()'),
+  madvise: libc.func('int madvise(void *addr, uintptr_t len, int advice)'),
+  sysconf: libc.func('long sysconf(int name)'),
 };
 
 /** The raw calls, for set-up code in this folder. Nothing outside src/sys/ may use them. */
@@ -220,6 +222,27 @@ export function pipe2(fds: Int32Array, flags: number): number {
 export function fcntlInt(fd: number, cmd: number, arg: number): number {
   const r = c.fcntl(fd, cmd, 'int', arg) as number;
   return r === -1 ? -koffi.errno() : r;
+}
+
+/**
+ * Gives the pages of `buf` (page-aligned, a whole number of pages) back to the kernel: MADV_DONTNEED on
+ * private anonymous memory drops them, and the next touch maps fresh zero pages. 0 or -errno.
+ */
+export function releasePages(buf: Uint8Array): number {
+  const r = c.madvise(buf, buf.length, MADV_DONTNEED) as number;
+  return r === -1 ? -errno() : 0;
+}
+
+const SC_PAGESIZE = 30;
+
+/** The kernel's page size (4 KiB on x86-64; 4, 16 or 64 KiB on arm64). */
+export function pageSize(): number {
+  return Number(c.sysconf(SC_PAGESIZE));
+}
+
+/** The address of a buffer's first byte (for alignment checks; never kept across a GC of `buf`). */
+export function bufferAddress(buf: Uint8Array): bigint {
+  return koffi.address(buf);
 }
 
 export function getpid(): number {

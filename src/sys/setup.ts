@@ -73,10 +73,16 @@ export function localAddress(fd: number): Address {
   return decodeSockaddr(sa, len[0]);
 }
 
-/** The address of a connected socket's peer, or null when it is gone. For log lines, not the hot path. */
+// Reused by peerAddress (one per thread: module state is per thread): called once per HTTP client, it
+// would otherwise leave two small buffers of garbage per connection, which an idle worker never collects.
+const peerSa = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
+const peerLen = new Uint32Array(1);
+
+/** The address of a connected socket's peer, or null when it is gone. Once per HTTP client, and for logs. */
 export function peerAddress(fd: number): Address | null {
-  const sa = Buffer.alloc(SOCKADDR_STORAGE_SIZE);
-  const len = new Uint32Array([SOCKADDR_STORAGE_SIZE]);
+  const sa = peerSa;
+  const len = peerLen;
+  len[0] = SOCKADDR_STORAGE_SIZE;
   const r = raw.getpeername(fd, sa, len) as number;
   if (r === -1) return null;
   return decodeSockaddr(sa, len[0]);
