@@ -5,6 +5,7 @@ import { resolveOptions, type Mode, type StartOptions } from './config.js';
 import { startDemoBackend, type DemoBackend } from './http/demo.js';
 import { parserLayout } from './http/parser.js';
 import { Logger, levelNumber } from './log.js';
+import { backendReserve } from './loop/http.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './loop/supervisor.js';
 import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';
 
@@ -24,7 +25,10 @@ export type Proxy = {
   demoBackend: boolean;
   mode: Mode;
   workers: number;
-  /** Proxied connections each worker can hold at once (from the open-file limit). */
+  /**
+   * Connections each worker can hold at once (from the open-file limit): in TCP mode client/backend pairs,
+   * in HTTP mode client connections (some slots are kept for backend connections).
+   */
   capacityPerWorker: number;
   /** Counters summed over the workers, read from the shared tables without stopping anything. */
   stats(): Stats;
@@ -107,7 +111,8 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     demoBackend: demo !== null,
     mode: o.mode,
     workers: o.workers,
-    capacityPerWorker: Math.floor((slots - 2) / 2),
+    // TCP: a connection is a client and its backend. HTTP: clients, with some slots kept for backends.
+    capacityPerWorker: o.mode === 'http' ? slots - 2 - backendReserve(slots) : Math.floor((slots - 2) / 2),
     stats: () => workers.stats(),
     workerStats: () => workers.workerStats(),
     close(drainTimeoutMs = o.drainTimeoutMs) {

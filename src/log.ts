@@ -13,7 +13,7 @@ export class Logger {
   readonly level: number;
   private readonly who: string;
   // Rate limiting per key: when the window started, and how many lines were held back in it.
-  private readonly windows = new Map<string, { start: number; held: number }>();
+  private readonly windows = new Map<string, { start: number; held: number; last: string; level: number }>();
 
   constructor(level: number, who: string) {
     this.level = level;
@@ -47,19 +47,47 @@ export class Logger {
 
   /**
    * At most one line per `key` per second, so a flood (a full table, a dead backend under load) cannot
-   * turn the log into the bottleneck. The next line after a quiet spell says how many were held back.
+   * turn the log into the bottleneck. Lines held back are counted: the next line of the key says how many,
+   * and so does flushHeld() once the second is over, if no line of the key comes after them.
    */
   limited(level: number, key: string, msg: string): void {
     if (level > this.level) return;
     const now = Date.now();
     const w = this.windows.get(key);
     if (w && now - w.start < 1000) {
-      w.held++;
+      if (w.held++ === 0) this.pending++;
+      w.last = msg;
+      w.level = level;
       return;
     }
     const held = w ? w.held : 0;
-    this.windows.set(key, { start: now, held: 0 });
+    if (held > 0) this.pending--;
+    this.windows.set(key, { start: now, held: 0, last: '', level });
     this.log(level, held > 0 ? `${msg} (and ${held} more like it in the last second)` : msg);
+  }
+
+  /** Keys with lines held back whose second is not yet reported. */
+  pending = 0;
+
+  /**
+   * Reports the lines held back in every window that has ended (the last one, and how many). Returns the
+   * ms until the next window with held lines ends, or -1 if none: the worker bounds its epoll_wait by it,
+   * so a flood that stops is still counted in the log.
+   */
+  flushHeld(now: number): number {
+    let next = -1;
+    for (const [key, w] of this.windows) {
+      if (w.held === 0) continue;
+      const left = w.start + 1000 - now;
+      if (left > 0) {
+        next = next < 0 ? left : Math.min(next, left);
+        continue;
+      }
+      this.log(w.level, `${w.last} (${w.held} like it in the last second)`);
+      this.pending--;
+      this.windows.set(key, { start: now, held: 0, last: '', level: w.level });
+    }
+    return next;
   }
 }
 

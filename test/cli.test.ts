@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { get } from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { closed, connect, echoServer, peerDone, readBytes, runCli, startCli, waitFor } from './helpers/net.js';
+import { closed, connect, deadPort, echoServer, peerDone, readBytes, runCli, startCli, waitFor } from './helpers/net.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
@@ -157,4 +157,32 @@ t.test('a low soft open-file limit is raised to the hard limit at start', async 
   t.equal(m![1], m![2], `soft limit raised to the hard limit (${m![1]})`);
   const perWorker = Number(/up to (\d+) connections each/.exec(out)![1]);
   t.ok(perWorker > 1024, `capacity planned from the raised limit: ${perWorker} connections per worker`);
+});
+
+t.test('a flood of one kind of error is rate-limited in the log, and every line of it is still counted', async (t) => {
+  const dead = await deadPort();
+  const run = await startCli(['--backend', `127.0.0.1:${dead}`, '--workers', '1']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  const N = 30;
+  await Promise.all(
+    Array.from({ length: N }, async () => {
+      const c = await connect(run.port);
+      await peerDone(c);
+      c.destroy();
+    }),
+  );
+  // One line at once; later ones in that second are held back and reported with their count: by the next
+  // line of the kind ("... (and K more like it ...)"), or once the second is over ("... (K like it ...)").
+  const counted = () => {
+    const lines = run.stderr().split('\n').filter((l) => /connect: ECONNREFUSED/.test(l));
+    let n = 0;
+    for (const l of lines) {
+      const more = /\(and (\d+) more like it in the last second\)/.exec(l);
+      const held = /\((\d+) like it in the last second\)/.exec(l);
+      n += more ? 1 + Number(more[1]) : held ? Number(held[1]) : 1;
+    }
+    return { lines: lines.length, n };
+  };
+  await waitFor(() => counted().n === N, `${N} refusals accounted for in the log`, 5000);
+  t.ok(counted().lines < N / 3, `a few lines for ${N} failures (${counted().lines})`);
 });

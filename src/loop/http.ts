@@ -118,6 +118,7 @@ export class HttpState {
   readonly idleGen: Uint32Array;
   idleCount = 0;
   readonly scratch: Buffer; // for lingering reads that are thrown away
+  readonly reserve: number; // slots kept for backend connections (backendReserve)
   // Parsers no slot holds, by type: at most as many as messages were once read at the same time.
   readonly spareRequest: HttpParser[] = [];
   readonly spareResponse: HttpParser[] = [];
@@ -136,6 +137,7 @@ export class HttpState {
     this.idle = new Int32Array(MAX_IDLE_BACKENDS);
     this.idleGen = new Uint32Array(MAX_IDLE_BACKENDS);
     this.scratch = Buffer.allocUnsafeSlow(16384);
+    this.reserve = backendReserve(capacity);
   }
 
   /** Frees what slot s holds here (parser, inbox, retry copy). Called by WorkerLoop.closeSlot(). */
@@ -183,12 +185,25 @@ function parser(w: WorkerLoop, s: number, type: number): HttpParser {
 
 // ---- accept and dispatch ------------------------------------------------------------------------------
 
+/**
+ * Slots an HTTP worker keeps for backend connections: clients alone (idle keep-alive ones, say) never fill
+ * its table, so a request from a client it holds finds a slot for its backend unless this many requests
+ * are in flight at once. An eighth of the table, at least 1, at most 1024 (the backend pool keeps 64).
+ */
+export function backendReserve(capacity: number): number {
+  return Math.max(1, Math.min(1024, Math.floor(capacity / 8)));
+}
+
 export function onAccept(w: WorkerLoop, fd: number): void {
   const t = w.t;
-  if (t.free < 2) {
+  if (t.free < 1 + w.http!.reserve) {
     t.ctr[CTR.REFUSED_FULL]++;
     t.ctr[CTR.GENERATED]++;
-    w.log.limited(LEVEL.warn, 'full', `connection table full (${t.capacity} slots): answered 503`);
+    w.log.limited(
+      LEVEL.warn,
+      'full',
+      `connection table full (${t.capacity} slots, ${w.http!.reserve} of them kept for backend connections): answered 503`,
+    );
     const r = generated(503, true);
     send(fd, r, r.length, MSG.NOSIGNAL | MSG.DONTWAIT);
     close(fd); // never had a slot
@@ -653,7 +668,7 @@ function takeBackend(w: WorkerLoop, c: number, fresh: boolean): number {
   }
   if (t.free < 1) {
     close(fd);
-    fail(w, c, 503, 'connection table full');
+    fail(w, c, 503, 'connection table full: no slot left for a backend connection');
     return -1;
   }
   if (w.backendIsTcp) setNoDelay(fd);

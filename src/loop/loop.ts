@@ -150,6 +150,11 @@ export class WorkerLoop {
         const due = timers.timeoutMs(Date.now());
         timeout = timeout < 0 ? due : Math.min(timeout, due);
       }
+      if (this.log.pending > 0) {
+        // Lines held back by the log's rate limit are reported when their second is over (log.ts).
+        const due = this.log.flushHeld(Date.now());
+        if (due >= 0 && timeout !== 0) timeout = timeout < 0 ? due : Math.min(timeout, due);
+      }
       const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, timeout);
       if (n < 0) throw new Error(`epoll_wait: ${errnoName(n)}`);
       for (let i = 0; i < n; i++) {

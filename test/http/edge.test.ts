@@ -209,3 +209,34 @@ t.test('a full connection table in HTTP mode: 503 with Connection: close, and th
   held.destroy();
   extra.destroy();
 });
+
+t.test('idle clients cannot take the slots backend connections need: held clients\' requests still get through', async (t) => {
+  // 18 slots (maxConnections 8), 2 kept for backends (an eighth). The backend answers after 150 ms, so the
+  // three requests at the end are in flight together: one on the pooled connection, two on new ones.
+  const srv = http.createServer((_req, res) => setTimeout(() => res.end('ok'), 150));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const backend = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+  const proxy = await start({ listen: '127.0.0.1:0', backend, mode: 'http', workers: 1, logLevel: 'silent', maxConnections: 8 });
+  const held: { c: net.Socket; text: () => string }[] = [];
+  t.teardown(async () => {
+    for (const h of held) h.c.destroy();
+    await proxy.close(0);
+    srv.close();
+  });
+  for (;;) {
+    const c = rawRequest(proxy.port, 'GET /fill HTTP/1.1\r\nHost: h\r\n\r\n');
+    const got = collect(c);
+    await waitFor(() => /ok$/.test(got.text()) || /^HTTP\/1\.1 503/.test(got.text()), 'an answer');
+    if (/^HTTP\/1\.1 503/.test(got.text())) {
+      c.destroy();
+      break;
+    }
+    held.push({ c, text: got.text });
+  }
+  t.equal(held.length, proxy.capacityPerWorker - 1, 'clients up to the limit, less the pooled backend connection');
+  const three = held.slice(0, 3);
+  for (const h of three) h.c.write('GET /again HTTP/1.1\r\nHost: h\r\n\r\n');
+  await waitFor(() => three.every((h) => (h.text().match(/ 200 OK\r\n/g) ?? []).length === 2), 'three second answers', 5000);
+  t.pass('three requests in flight at once from held clients were all answered');
+});
