@@ -85,6 +85,10 @@ const H = {
 // below it, two splices cost more than a read and a send (docs/benchmarks.md, splice on vs off).
 const RAW_MIN = 64 * 1024;
 
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+// Room kept in an outbox for what a rewritten response head may add (a Connection line) over the original.
+const HEAD_SLACK = 64;
+
 /** Idempotent methods (RFC 9110 9.2.2) that may be replayed on a new connection: DELETE, GET, HEAD, PUT,
  * OPTIONS, TRACE, by llhttp_method_t value. */
 const IDEMPOTENT = new Set([0, 1, 2, 4, 6, 7]);
@@ -821,23 +825,28 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
   const rp = h.parsers[b]!;
   const buf = inbox(w, b);
   if (h.hf[b] & H.IN_HEAD) {
-    const ev = rp.execute(buf.subarray(0, h.ilen[b]));
+    // The head ends at the first CRLFCRLF (strict llhttp allows no bare CR or LF in a head, so this is
+    // exact once llhttp has accepted it, which it checks below before anything is relayed). A match at or
+    // past ilen is in stale bytes of the buffer: not there yet.
+    const at = buf.indexOf(CRLFCRLF);
+    if (at < 0 || at + 4 > h.ilen[b]) {
+      if (h.ilen[b] > h.o.maxHeaderSize) backendFailed(w, b, c, 'response head too large');
+      return false;
+    }
+    // One execute for the head and the body bytes that fit in the outbox behind the rewritten head (which
+    // is at most the head plus a Connection line).
+    const limit = Math.min(h.ilen[b], buf.length - HEAD_SLACK);
+    const ev = rp.executeThrough(buf.subarray(0, limit));
     if (ev & PEV.ERROR) {
       backendFailed(w, b, c, `invalid response: ${rp.errorName()} ${rp.errorReason()}`);
       return false;
     }
     if (!(ev & PEV.HEADERS)) {
-      if (ev & PEV.MESSAGE) {
-        // The end of an interim (1xx) message, whose head went out already: parse what follows afresh.
-        consumeInbox(w, b, rp.consumed);
-        rp.reset();
-        return true;
-      }
-      if (h.ilen[b] > h.o.maxHeaderSize) backendFailed(w, b, c, 'response head too large');
-      else rp.reset(); // incomplete: the whole head is parsed again once more bytes are in
+      // Not possible for a complete head within `limit`; refuse rather than guess.
+      backendFailed(w, b, c, 'response head not understood');
       return false;
     }
-    return responseHead(w, b, c, rp.consumed, ev);
+    return responseHead(w, b, c, at + 4, rp.consumed, ev);
   }
   const n = Math.min(h.ilen[b], roomOut(w, b));
   if (n === 0) return false; // the outbox is full: it is written first
@@ -906,7 +915,11 @@ function rawStep(w: WorkerLoop, b: number): number {
   return n;
 }
 
-function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: number): boolean {
+/**
+ * The response head buf[0..headEnd) is complete and llhttp parsed up to `parsed` (the head, and the body
+ * bytes that came with it, up to the message's end): relay the head rewritten, then those body bytes.
+ */
+function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, parsed: number, ev: number): boolean {
   const t = w.t;
   const h = w.http!;
   const rp = h.parsers[b]!;
@@ -926,7 +939,8 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: 
   if (!interim && !upgraded) {
     // A response delimited by the backend's close cannot be delimited for the client either. (A backend
     // that only says Connection: close loses its connection, not the client's.)
-    if (rp.messageNeedsEof()) h.hf[c] |= H.CLOSE_AFTER;
+    const eof = rp.messageNeedsEof();
+    if (eof) h.hf[c] |= H.CLOSE_AFTER;
     // An upgrade request answered without 101 ends the client connection after it: simpler than
     // resuming llhttp past its upgrade pause, and what the client must expect anyway.
     if (h.hf[c] & H.UPGRADING) h.hf[c] |= H.CLOSE_AFTER;
@@ -934,7 +948,7 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: 
     // the rest of that body would be read as the next request, so the client connection ends here. And
     // while draining, every response says Connection: close, as HAProxy does on a soft stop.
     if (!(h.hf[c] & H.REQ_DONE) || w.draining) h.hf[c] |= H.CLOSE_AFTER;
-    if (rp.shouldKeepAlive() && !rp.messageNeedsEof()) h.hf[b] |= H.REUSABLE;
+    if (!eof && rp.shouldKeepAlive()) h.hf[b] |= H.REUSABLE;
   }
   const closeAfter = (h.hf[c] & H.CLOSE_AFTER) !== 0;
   const out = outbox(w, b);
@@ -951,19 +965,21 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, ev: 
   // parses anything more).
   t.bufLen[b] = n;
   h.hf[c] |= H.HEAD_OUT;
-  consumeInbox(w, b, headEnd);
+  // The body bytes llhttp parsed with the head go right behind it (the outbox has room: see HEAD_SLACK).
+  if (parsed > headEnd) appendOut(w, b, buf, headEnd, parsed);
+  consumeInbox(w, b, parsed);
   h.hf[b] &= ~H.IN_HEAD;
   if (upgraded) {
     startTunnel(w, c, b);
     return false;
   }
   if (interim) {
-    h.hf[b] |= H.IN_HEAD; // the final response's head comes next
+    rp.reset(); // the final response is a new message for llhttp, and its head comes next
+    h.hf[b] |= H.IN_HEAD;
     return true;
   }
-  // A head with no body to follow (204, 304, Content-Length: 0) ends its message without another byte.
-  if (!(ev & PEV.MESSAGE) && h.ilen[b] === 0 && rp.execute(EMPTY) & PEV.MESSAGE) responseEnded(w, b);
-  else if (ev & PEV.MESSAGE) responseEnded(w, b);
+  // A head with no body to follow (204, 304, HEAD, Content-Length: 0) ended its message in that execute.
+  if (ev & PEV.MESSAGE) responseEnded(w, b);
   else maybeRaw(w, b);
   return true;
 }

@@ -65,8 +65,10 @@ const ACCEPTS_PER_TURN = 64;
 // After EMFILE/ENFILE at accept, wait this long before trying again, as HAProxy pauses its listeners:
 // retrying at once would spin on a listener that stays readable.
 const ACCEPT_PAUSE_MS = 100;
-// Idle buffers and pipes kept per worker once returned; beyond this they are freed.
+// Idle buffers and pipes kept per worker once returned; beyond this they are freed (buffers: their pages
+// given back, at most once every TRIM_EVERY_MS).
 const KEEP_IDLE = 64;
+const TRIM_EVERY_MS = 1000;
 
 /** The events every connection is registered for, once, for its whole life (no EPOLL_CTL_MOD). */
 export const CONN_EVENTS = (EPOLL.IN | EPOLL.OUT | EPOLL.RDHUP | EPOLL.ET) >>> 0;
@@ -98,6 +100,7 @@ export class WorkerLoop {
   private listenerSlot = -1;
   private wakerSlot = -1;
   private acceptPausedUntil = 0;
+  private nextTrim = 0;
   /** DRAIN received: no more accepts; HTTP keeps no idle backend connections. */
   draining = false;
   private stopping = false;
@@ -149,6 +152,17 @@ export class WorkerLoop {
         // The nearest deadline's tick bounds the wait (timers.ts).
         const due = timers.timeoutMs(Date.now());
         timeout = timeout < 0 ? due : Math.min(timeout, due);
+      }
+      if (this.bufs.excess > 0) {
+        // Buffer pages beyond the warm reserve go back once a second (pools.ts).
+        const now = Date.now();
+        if (now >= this.nextTrim) {
+          this.bufs.trim();
+          this.nextTrim = now + TRIM_EVERY_MS;
+        } else if (timeout !== 0) {
+          const due = this.nextTrim - now;
+          timeout = timeout < 0 ? due : Math.min(timeout, due);
+        }
       }
       if (this.log.pending > 0) {
         // Lines held back by the log's rate limit are reported when their second is over (log.ts).

@@ -16,9 +16,9 @@ export class BufferPool {
   private readonly bufs: (Buffer | null)[] = [];
   private readonly stack: Int32Array;
   private top = 0; // stack[0..top) are free indices
-  // Free indices whose pages may still be resident ("warm"); beyond keepIdle a released buffer's pages go
-  // back to the kernel at once (madvise), so a burst does not pin its peak memory, and no garbage
-  // collection is needed for it: an idle worker never collects.
+  // Free indices whose pages may still be resident ("warm"); beyond keepIdle, trim() gives their pages back
+  // to the kernel (madvise), so a burst does not pin its peak memory, and no garbage collection is needed
+  // for it: an idle worker never collects.
   private warm = 0;
   private readonly cold: Uint8Array;
   private readonly keepIdle: number;
@@ -30,7 +30,7 @@ export class BufferPool {
     if (size % this.page !== 0) throw new RangeError(`buffer size ${size} is not a whole number of ${this.page}-byte pages`);
     this.size = size;
     this.stack = new Int32Array(max);
-    this.cold = new Uint8Array(max);
+    this.cold = new Uint8Array(max).fill(1); // nothing is resident until its slab is made and it is used
     this.keepIdle = keepIdle;
     this.ctr = ctr;
     // Every index starts free and empty; pushed in reverse so index 0 comes out first.
@@ -55,15 +55,30 @@ export class BufferPool {
   }
 
   release(i: number): void {
-    if (this.warm >= this.keepIdle) {
+    this.warm++;
+    this.stack[this.top++] = i;
+    this.ctr[CTR.BUFFERS]--;
+  }
+
+  /** Free buffers with resident pages beyond keepIdle: trim() gives them back. */
+  get excess(): number {
+    return this.warm - this.keepIdle;
+  }
+
+  /**
+   * Gives back the pages of the least recently returned free buffers until keepIdle are left warm. The
+   * worker calls it at most once a second while there is an excess, so a steady load, whose buffers come
+   * and go around a level, never pays for a page twice, and a burst's memory is back within a second.
+   */
+  trim(): void {
+    for (let k = 0; k < this.top && this.warm > this.keepIdle; k++) {
+      const i = this.stack[k]; // the bottom of the stack: returned longest ago
+      if (this.cold[i] !== 0) continue;
       // Cannot fail on memory we own; if it did, the pages would merely stay.
       releasePages(this.bufs[i]!);
       this.cold[i] = 1;
-    } else {
-      this.warm++;
+      this.warm--;
     }
-    this.stack[this.top++] = i;
-    this.ctr[CTR.BUFFERS]--;
   }
 
   /**

@@ -1,6 +1,6 @@
 // The buffer pool hands out page-aligned 64 KiB buffers carved from slabs, keeps `keepIdle` of them warm
-// once returned, and gives the pages of the rest back to the kernel at once (madvise), so their memory does
-// not wait for a garbage collection. Observable without mocks: a page given back reads as zeros afterwards.
+// once returned, and trim() (once a second, from the worker) gives the pages of the rest back to the kernel
+// (madvise), so their memory does not wait for a garbage collection. Observable without mocks: a page given back reads as zeros afterwards.
 import t from 'tap';
 import { BufferPool } from '../../dist/loop/pools.js';
 import { bufferAddress, pageSize } from '../../dist/sys/index.js';
@@ -26,15 +26,19 @@ t.test('buffers are page-aligned, distinct, and counted while held', async (t) =
   t.equal(ctr[CTR.BUFFERS], 0);
 });
 
-t.test('beyond keepIdle, a returned buffer\'s pages go back to the kernel; the warm ones keep theirs', async (t) => {
-  const pool = new BufferPool(SIZE, 64, 2, new Float64Array(16));
+t.test('trim() gives back the pages of free buffers beyond keepIdle, oldest first; the warm ones keep theirs', async (t) => {
+  // 200 indices: only the first slab (64) is ever made here; trim() must pass over the rest.
+  const pool = new BufferPool(SIZE, 200, 2, new Float64Array(16));
   const held: number[] = [];
   for (let i = 0; i < 5; i++) {
     const b = pool.acquire();
     pool.get(b).fill(0xab);
     held.push(b);
   }
-  for (const i of held) pool.release(i); // the first two stay warm, the last three are given back
+  for (const i of held) pool.release(i);
+  t.equal(pool.excess, 3, 'three more free buffers hold pages than keepIdle allows');
+  pool.trim(); // the three returned first are given back; the two returned last stay warm
+  t.equal(pool.excess, 0);
   const again: number[] = [];
   for (let i = 0; i < 5; i++) again.push(pool.acquire());
   t.same(new Set(again), new Set(held), 'the same five buffers come back');
@@ -42,6 +46,7 @@ t.test('beyond keepIdle, a returned buffer\'s pages go back to the kernel; the w
   const kept = again.filter((i) => pool.get(i).every((x) => x === 0xab)).length;
   t.equal(zeroed, 3, 'three buffers read as fresh zero pages');
   t.equal(kept, 2, 'two kept their bytes (warm)');
+  t.ok(held.slice(0, 3).every((i) => pool.get(i).every((x) => x === 0)), 'the ones returned first were given back');
 });
 
 t.test('an exhausted pool says so', async (t) => {
