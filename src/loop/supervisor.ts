@@ -70,7 +70,17 @@ type Slot = {
   exited: Promise<void>;
   /** Times this worker died while serving and was replaced. */
   restarts: number;
+  startedAt: number;
+  /** Delay before the next restart: 0 after a worker that lived STABLE_MS, then doubling (restart()). */
+  backoffMs: number;
+  retry: NodeJS.Timeout | null;
 };
+
+// A worker that dies again within this long of its start is restarted after a back-off (0.5 s doubling to
+// 10 s), so one that fails at every start (or at the first event it sees) cannot spin the main thread.
+const STABLE_MS = 10_000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
 
 // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4).
 export const DEFAULT_BACKLOG = 4096;
@@ -121,7 +131,17 @@ export class WorkerSet {
           http: o.http,
           proxyProtocol: o.proxyProtocol,
         };
-        set.slots.push({ index: i, cfg, table: new ConnTable(sab, o.capacity), thread: null, exited: Promise.resolve(), restarts: 0 });
+        set.slots.push({
+          index: i,
+          cfg,
+          table: new ConnTable(sab, o.capacity),
+          thread: null,
+          exited: Promise.resolve(),
+          restarts: 0,
+          startedAt: 0,
+          backoffMs: 0,
+          retry: null,
+        });
       }
       await Promise.all(set.slots.map((s) => set!.spawn(s)));
       return set;
@@ -135,6 +155,7 @@ export class WorkerSet {
   private spawn(s: Slot): Promise<void> {
     const thread = new Worker(new URL('./worker.js', import.meta.url), { workerData: s.cfg, resourceLimits: WORKER_LIMITS });
     s.thread = thread;
+    s.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       thread.once('message', () => {
@@ -174,18 +195,31 @@ export class WorkerSet {
     if (leaked > 0) this.log.warn(`worker ${s.index}: closed ${leaked} fd(s) it left open`);
   }
 
-  /** A worker died while serving: start a new one in its place, on a new listening socket. */
+  /**
+   * A worker died while serving: start a new one in its place, on a new listening socket, at once if the
+   * dead one had lived STABLE_MS, else after a back-off.
+   */
   private restart(s: Slot): void {
-    s.restarts++;
-    this.log.error(`worker ${s.index} stopped unexpectedly; starting a new one (restart ${s.restarts})`);
-    try {
-      s.cfg = { ...s.cfg, listenFd: listenSocket(this.address, { backlog: DEFAULT_BACKLOG, reusePort: true }) };
-      s.cfg.sab = new SharedArrayBuffer(s.cfg.sab.byteLength);
-      s.table = new ConnTable(s.cfg.sab, s.cfg.capacity);
-      this.spawn(s).catch((e) => this.log.error(`worker ${s.index} could not restart: ${e}`));
-    } catch (e) {
-      this.log.error(`worker ${s.index} could not restart: ${e}`);
-    }
+    const lived = Date.now() - s.startedAt;
+    s.backoffMs = lived >= STABLE_MS ? 0 : s.backoffMs === 0 ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, s.backoffMs * 2);
+    this.log.error(
+      `worker ${s.index} stopped unexpectedly after ${Math.round(lived / 1000)} s; ` +
+        (s.backoffMs ? `starting a new one in ${s.backoffMs / 1000} s` : 'starting a new one') +
+        ` (restart ${s.restarts + 1})`,
+    );
+    s.retry = setTimeout(() => {
+      s.retry = null;
+      if (this.stopping) return;
+      s.restarts++;
+      try {
+        s.cfg = { ...s.cfg, listenFd: listenSocket(this.address, { backlog: DEFAULT_BACKLOG, reusePort: true }) };
+        s.cfg.sab = new SharedArrayBuffer(s.cfg.sab.byteLength);
+        s.table = new ConnTable(s.cfg.sab, s.cfg.capacity);
+        this.spawn(s).catch((e) => this.log.error(`worker ${s.index} could not restart: ${e}`));
+      } catch (e) {
+        this.log.error(`worker ${s.index} could not restart: ${e}`);
+      }
+    }, s.backoffMs);
   }
 
   private command(cmd: number): void {
@@ -233,6 +267,7 @@ export class WorkerSet {
   async stop(drainMs: number): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
+      for (const s of this.slots) if (s.retry) clearTimeout(s.retry);
       const all = Promise.all(this.slots.map((s) => s.exited));
       if (drainMs > 0) {
         this.command(CMD.DRAIN);
