@@ -169,11 +169,36 @@ export class HttpParser {
   get chunked(): boolean {
     return (this.flags & HF.CHUNKED) !== 0;
   }
+  /**
+   * May the connection carry another message after this one (RFC 9112 9.3)? HTTP/1.1 unless the message
+   * said `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`; never when the body runs to the
+   * close. Read from llhttp_t memory rather than asked of llhttp (a native call per message saved);
+   * test/http/parser.test.ts checks it against llhttp_should_keep_alive over a matrix of messages.
+   */
   shouldKeepAlive(): boolean {
+    const f = this.flags;
+    const http11 = this.httpMajor > 0 && this.httpMinor > 0;
+    if (http11 ? f & HF.CONNECTION_CLOSE : !(f & HF.CONNECTION_KEEP_ALIVE)) return false;
+    return !this.messageNeedsEof();
+  }
+  /**
+   * True when the message's body runs until the connection closes (RFC 9112 6.3): a response that may
+   * have a body (not 1xx, 204, 304 or an answer to HEAD) and has neither Content-Length nor a final
+   * chunked coding. Requests never do. Checked against llhttp_message_needs_eof like shouldKeepAlive().
+   */
+  messageNeedsEof(): boolean {
+    if (this.mem[this.L.type] === PARSER_TYPE.REQUEST) return false;
+    const status = this.statusCode;
+    const f = this.flags;
+    if ((status >= 100 && status < 200) || status === 204 || status === 304 || f & HF.SKIPBODY) return false;
+    if (f & HF.TRANSFER_ENCODING && !(f & HF.CHUNKED)) return true;
+    return !(f & (HF.CHUNKED | HF.CONTENT_LENGTH));
+  }
+  /** llhttp's own answers, for the tests that keep the two above honest. */
+  llhttpShouldKeepAlive(): boolean {
     return (llhttp().shouldKeepAlive(this.mem) as number) !== 0;
   }
-  /** True when the message's body runs until the connection closes (a response with no length). */
-  messageNeedsEof(): boolean {
+  llhttpMessageNeedsEof(): boolean {
     return (llhttp().messageNeedsEof(this.mem) as number) !== 0;
   }
   /** `HPE_INVALID_HEADER_TOKEN`-style name of the last error. */

@@ -193,7 +193,11 @@ async function put(s: net.Socket, b: Buffer): Promise<void> {
   for (let o = 0; o < b.length; o += step) {
     if (s.destroyed) return;
     if (!s.write(b.subarray(o, Math.min(o + step, b.length)))) {
-      await Promise.race([once(s, 'drain'), once(s, 'close')]);
+      // The waits that lose the race are cancelled, so a long write does not pile listeners on the socket.
+      const ac = new AbortController();
+      const wait = (e: string) => once(s, e, { signal: ac.signal }).catch(() => {});
+      await Promise.race([wait('drain'), wait('close')]);
+      ac.abort();
     }
   }
 }
