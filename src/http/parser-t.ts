@@ -40,6 +40,10 @@ export const METHOD = { HEAD: 2, CONNECT: 5 } as const;
  */
 export type Layout = {
   name: string;
+  /** int32 error (llhttp_errno_t) and const char *error_pos: read and written instead of calling
+   * llhttp_get_error_pos and llhttp_resume, which only read and clear them. */
+  error: number;
+  errorPos: number;
   contentLength: number;
   type: number;
   method: number;
@@ -52,7 +56,7 @@ export type Layout = {
   size: number;
 };
 
-const common = { contentLength: 64, type: 72, method: 73, httpMajor: 74, httpMinor: 75, settings: 88, size: 96 };
+const common = { error: 24, errorPos: 40, contentLength: 64, type: 72, method: 73, httpMajor: 74, httpMinor: 75, settings: 88, size: 96 };
 
 export const LAYOUTS: Layout[] = [
   // llhttp >= 9.2: uint16 lenient_flags @78 (after one byte of padding)

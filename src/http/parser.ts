@@ -91,17 +91,21 @@ export class HttpParser {
    * body as `data` holds, up to the message's end. For a caller that found the head's end itself (strict
    * llhttp makes the first CRLFCRLF the end of a head): it saves an execute, a resume and a position read.
    */
-  executeThrough(data: Uint8Array): number {
+  executeThrough(data: Uint8Array, addr = -1): number {
     pauseAtHead = false;
     try {
-      return this.execute(data);
+      return this.execute(data, addr);
     } finally {
       pauseAtHead = true;
     }
   }
 
-  /** Parses `data` (the bytes not yet parsed) and says what it found; see PEV and `consumed`. */
-  execute(data: Uint8Array): number {
+  /**
+   * Parses `data` (the bytes not yet parsed) and says what it found; see PEV and `consumed`. `addr` is the
+   * C address of data[0] when the caller knows it (pool buffers never move: BufferPool.address()); else it
+   * is asked of koffi.
+   */
+  execute(data: Uint8Array, addr = -1): number {
     const ll = llhttp();
     fired = 0;
     skipBody = this.noBody;
@@ -112,10 +116,13 @@ export class HttpParser {
       this.consumed = data.length;
       return fired; // e.g. a head with no body to skip ends exactly at the end of data
     }
-    // Addresses on 64-bit Linux fit in 47 bits, so Number() is exact.
-    this.consumed = (ll.getErrorPos(this.mem) as number) - Number(addressOf(data));
+    // error_pos, read from llhttp_t (what llhttp_get_error_pos returns). Addresses on 64-bit Linux fit in
+    // 47 bits, so the arithmetic is exact in a double.
+    const m = this.mem;
+    const pos = m.readUInt32LE(this.L.errorPos) + m.readUInt32LE(this.L.errorPos + 4) * 2 ** 32;
+    this.consumed = pos - (addr >= 0 ? addr : Number(addressOf(data)));
     if (r === HPE.PAUSED) {
-      ll.resume(this.mem);
+      m.writeInt32LE(0, this.L.error); // llhttp_resume: a paused parser's error back to HPE_OK
       return fired;
     }
     if (r === HPE.PAUSED_UPGRADE) return fired | PEV.UPGRADE;
@@ -255,7 +262,13 @@ function selfTest(L: Layout): boolean {
     const r = ll.execute(mem, data, data.length) as number;
     const at = (ll.getErrorPos(mem) as number) - Number(addressOf(data));
     const ok = (r === HPE.PAUSED || r === HPE.PAUSED_UPGRADE) && fired === expect && at === data.length;
-    return ok && mem.readBigUInt64LE(L.settings) === addressOf(s);
+    // error and error_pos where the layout says, and clearing error is what llhttp_resume does.
+    if (!ok || mem.readInt32LE(L.error) !== r || mem.readBigUInt64LE(L.errorPos) !== BigInt(ll.getErrorPos(mem) as number)) return false;
+    if (r === HPE.PAUSED) {
+      mem.writeInt32LE(0, L.error);
+      if ((ll.getErrno(mem) as number) !== 0) return false;
+    }
+    return mem.readBigUInt64LE(L.settings) === addressOf(s);
   };
   const head1 = 'PUT /t HTTP/1.0\r\nHost: h\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n';
   if (!run(PARSER_TYPE.REQUEST, head1)) return false;

@@ -518,7 +518,7 @@ function parseHead(w: WorkerLoop, c: number): boolean {
   const p = h.parsers[c] ?? parser(w, c, PARSER_TYPE.REQUEST);
   const buf = inbox(w, c);
   // The parser has seen none of the inbox yet while in H_HEAD: bytes reach it once, when a head starts.
-  const ev = p.execute(buf.subarray(0, h.ilen[c]));
+  const ev = p.execute(buf.subarray(0, h.ilen[c]), w.bufs.address(h.inb[c]));
   if (ev & PEV.ERROR) {
     fail(w, c, 400, `malformed request: ${p.errorName()} ${p.errorReason()}`);
     return false;
@@ -617,7 +617,7 @@ function forwardBody(w: WorkerLoop, c: number): boolean {
     return false;
   }
   const buf = inbox(w, c);
-  const ev = p.execute(buf.subarray(0, n));
+  const ev = p.execute(buf.subarray(0, n), w.bufs.address(h.inb[c]));
   if (ev & PEV.ERROR) {
     fail(w, c, 400, `malformed request body: ${p.errorName()} ${p.errorReason()}`);
     return false;
@@ -836,7 +836,7 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
     // One execute for the head and the body bytes that fit in the outbox behind the rewritten head (which
     // is at most the head plus a Connection line).
     const limit = Math.min(h.ilen[b], buf.length - HEAD_SLACK);
-    const ev = rp.executeThrough(buf.subarray(0, limit));
+    const ev = rp.executeThrough(buf.subarray(0, limit), w.bufs.address(h.inb[b]));
     if (ev & PEV.ERROR) {
       backendFailed(w, b, c, `invalid response: ${rp.errorName()} ${rp.errorReason()}`);
       return false;
@@ -850,7 +850,7 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
   }
   const n = Math.min(h.ilen[b], roomOut(w, b));
   if (n === 0) return false; // the outbox is full: it is written first
-  const ev = rp.execute(buf.subarray(0, n));
+  const ev = rp.execute(buf.subarray(0, n), w.bufs.address(h.inb[b]));
   if (ev & PEV.ERROR) {
     backendFailed(w, b, c, `invalid response body: ${rp.errorName()} ${rp.errorReason()}`);
     return false;

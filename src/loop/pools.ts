@@ -21,6 +21,8 @@ export class BufferPool {
   // for it: an idle worker never collects.
   private warm = 0;
   private readonly cold: Uint8Array;
+  // C address of each buffer (they never move), for llhttp's positions (HttpParser.execute).
+  private readonly addr: Float64Array;
   private readonly keepIdle: number;
   private readonly ctr: Float64Array;
   private readonly page: number;
@@ -30,6 +32,7 @@ export class BufferPool {
     if (size % this.page !== 0) throw new RangeError(`buffer size ${size} is not a whole number of ${this.page}-byte pages`);
     this.size = size;
     this.stack = new Int32Array(max);
+    this.addr = new Float64Array(max);
     this.cold = new Uint8Array(max).fill(1); // nothing is resident until its slab is made and it is used
     this.keepIdle = keepIdle;
     this.ctr = ctr;
@@ -52,6 +55,11 @@ export class BufferPool {
 
   get(i: number): Buffer {
     return this.bufs[i] as Buffer;
+  }
+
+  /** The C address of buffer i's first byte. */
+  address(i: number): number {
+    return this.addr[i];
   }
 
   release(i: number): void {
@@ -92,9 +100,11 @@ export class BufferPool {
     const mem = Buffer.allocUnsafeSlow(n * this.size + this.page);
     const skew = Number(bufferAddress(mem) % BigInt(this.page));
     const base = skew === 0 ? 0 : this.page - skew;
+    const start = Number(bufferAddress(mem)) + base;
     for (let k = 0; k < n; k++) {
       const j = first + k;
       this.bufs[j] = mem.subarray(base + k * this.size, base + (k + 1) * this.size);
+      this.addr[j] = start + k * this.size;
       // Other indices of the slab are free already (on the stack): their memory is untouched, i.e. cold.
       if (j !== i) this.cold[j] = 1;
     }
