@@ -476,6 +476,18 @@ function clientProgress(w: WorkerLoop, c: number): void {
           continue; // room again: move inbox bytes before reading more
         }
         if (!(t.flags[c] & FL.READABLE)) return;
+        if (h.hf[c] & H.RAW) {
+          // The rest of a large Content-Length body, by count, client -> pipe -> backend (maybeRaw).
+          const r = rawStep(w, c);
+          if (r > 0) {
+            h.sent[c] += r;
+            if (!(h.hf[c] & H.RAW)) requestDone(w, c);
+            continue;
+          }
+          if (r === -E.EAGAIN) return;
+          closeClient(w, c, r === 0 ? null : `read from client: ${errnoName(r)}`); // gave up mid-body
+          return;
+        }
         const n = readInbox(w, c);
         if (n > 0) continue;
         if (n === -E.EAGAIN || n === -E.ENOBUFS) return; // a full inbox waits for the backend (backpressure)
@@ -596,7 +608,10 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev0: number): b
     h.retryLen[c] = n;
   }
   if (ev & PEV.MESSAGE || ev & PEV.UPGRADE) requestDone(w, c);
-  else t.state[c] = ST.H_BODY;
+  else {
+    t.state[c] = ST.H_BODY;
+    maybeRaw(w, c); // a large Content-Length body with none of it read yet moves by splice
+  }
   return true;
 }
 
@@ -631,6 +646,7 @@ function forwardBody(w: WorkerLoop, c: number): boolean {
   appendOut(w, c, buf, 0, k);
   consumeInbox(w, c, k);
   if (ev & PEV.MESSAGE) requestDone(w, c);
+  else maybeRaw(w, c);
   return k > 0 || (ev & PEV.MESSAGE) !== 0;
 }
 
@@ -781,7 +797,11 @@ function backendProgress(w: WorkerLoop, b: number): void {
     if (!(t.flags[b] & FL.READABLE)) return;
     if (h.hf[b] & H.RAW) {
       const r = rawStep(w, b);
-      if (r > 0) continue;
+      if (r > 0) {
+        // Ended at its length: reusable as decided at the head (the parser is reset for the next one).
+        if (!(h.hf[b] & H.RAW)) h.hf[b] |= H.RES_DONE;
+        continue;
+      }
       if (r === -E.EAGAIN) return;
       backendFailed(w, b, c, r === 0 ? 'backend closed before the response ended' : `read from backend: ${errnoName(r)}`);
       return;
@@ -866,21 +886,23 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
 /**
  * With the inbox empty in the middle of a Content-Length body and at least RAW_MIN bytes to come, moves
  * the rest by count: llhttp has already checked the framing (the length), so the bytes need no parser.
- * llhttp's content_length is what is left of the body at this point.
+ * llhttp's content_length is what is left of the body at this point. Both ways: `s` is a backend (its
+ * response body) or a client (its request body); the parser is reset before its next message.
  */
-function maybeRaw(w: WorkerLoop, b: number): void {
+function maybeRaw(w: WorkerLoop, s: number): void {
   const h = w.http!;
-  if (w.spliceMode === SPLICE_MODE.OFF || h.ilen[b] > 0) return;
-  const rp = h.parsers[b]!;
-  if ((rp.flags & (HF.CONTENT_LENGTH | HF.CHUNKED)) !== HF.CONTENT_LENGTH || rp.contentLength < RAW_MIN) return;
-  h.rawLeft[b] = rp.contentLength;
-  h.hf[b] |= H.RAW;
+  if (w.spliceMode === SPLICE_MODE.OFF || h.ilen[s] > 0) return;
+  const p = h.parsers[s]!;
+  if ((p.flags & (HF.CONTENT_LENGTH | HF.CHUNKED)) !== HF.CONTENT_LENGTH || p.contentLength < RAW_MIN) return;
+  h.rawLeft[s] = p.contentLength;
+  h.hf[s] |= H.RAW;
 }
 
 /**
- * One step of a RAW body: splice up to a pipe's worth (never past the body's end) from the backend into
- * the outbox pipe. Bytes moved (> 0), -EAGAIN, 0 at EOF, or -errno. When the count reaches 0 the response
- * has ended exactly where its Content-Length said, so the connection stays reusable.
+ * One step of a RAW body: splice up to a pipe's worth (never past the body's end) from slot b into its
+ * outbox pipe. Bytes moved (> 0), -EAGAIN, 0 at EOF, or -errno. When the count reaches 0 (H.RAW cleared)
+ * the message has ended exactly where its Content-Length said: a backend stays reusable, a client goes on
+ * to wait for its response.
  */
 function rawStep(w: WorkerLoop, b: number): number {
   const t = w.t;
@@ -908,10 +930,7 @@ function rawStep(w: WorkerLoop, b: number): number {
   if (n === -E.EAGAIN) t.flags[b] &= ~FL.READABLE;
   if (n <= 0) return n;
   h.rawLeft[b] -= n;
-  if (h.rawLeft[b] === 0) {
-    h.hf[b] &= ~H.RAW;
-    h.hf[b] |= H.RES_DONE; // ended at its length: reusable as decided at the head (the parser is reset for the next one)
-  }
+  if (h.rawLeft[b] === 0) h.hf[b] &= ~H.RAW; // the body ended at its length; the caller ends the message
   return n;
 }
 

@@ -240,3 +240,49 @@ t.test('idle clients cannot take the slots backend connections need: held client
   await waitFor(() => three.every((h) => (h.text().match(/ 200 OK\r\n/g) ?? []).length === 2), 'three second answers', 5000);
   t.pass('three requests in flight at once from held clients were all answered');
 });
+
+for (const splice of ['auto', 'off'] as const) {
+  t.test(`a large Content-Length upload moves by ${splice === 'off' ? 'copy' : 'splice'}, intact, and a request pipelined behind it is answered after it`, async (t) => {
+    const body = randomBytes(4 << 20);
+    const want = createHash('sha256').update(body).digest('hex');
+    const seen: { url: string; sha: string; length: number }[] = [];
+    const srv = http.createServer((req, res) => {
+      const h = createHash('sha256');
+      let length = 0;
+      req.on('data', (d: Buffer) => {
+        h.update(d);
+        length += d.length;
+      });
+      req.on('end', () => {
+        seen.push({ url: req.url!, sha: h.digest('hex'), length });
+        res.end(`got ${req.url}`);
+      });
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const proxy = await start({ listen: '127.0.0.1:0', backend: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, mode: 'http', workers: 1, splice, logLevel: 'silent' });
+    t.teardown(async () => {
+      await proxy.close(0);
+      srv.close();
+    });
+    // The head first, then the body in pieces: the proxy reads the head alone, so the whole body is left
+    // to move by count. The next request follows the body's last byte in the same write.
+    const c = rawRequest(proxy.port, `POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\n\r\n`);
+    const got = collect(c);
+    await new Promise((r) => setTimeout(r, 50));
+    for (let o = 0; o < body.length; o += 1 << 20) {
+      const piece = body.subarray(o, o + (1 << 20));
+      const last = o + (1 << 20) >= body.length;
+      if (!c.write(last ? Buffer.concat([piece, Buffer.from('GET /after HTTP/1.1\r\nHost: h\r\n\r\n')]) : piece)) await once(c, 'drain');
+    }
+    await waitFor(() => /got \/up[\s\S]*got \/after$/.test(got.text()), 'both answers, in order', 20_000);
+    c.destroy();
+    t.same(seen.map((r) => r.url), ['/up', '/after'], 'the backend got the upload, then the pipelined request');
+    t.equal(seen[0].length, body.length, 'upload length');
+    t.equal(seen[0].sha, want, 'upload sha256');
+    t.equal(seen[1].length, 0, 'the pipelined GET has no body: no upload byte leaked into it');
+    const s = proxy.stats();
+    if (splice === 'off') t.equal(s.pipesOpen, 0, 'no pipe with splice off');
+    else t.ok(s.pipesOpen > 0, 'the body went through pooled pipes');
+  });
+}
