@@ -20,6 +20,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { resolveOptions, type StartOptions } from './config.js';
 import { startDemoBackend, type DemoBackend } from './http/demo.js';
 import { type Logger } from './log.js';
+import { restartDelay } from './loop/supervisor.js';
 import { CODES, ProxyError, type Address, type ErrorCode, close, formatAddress, reservePort } from './sys/index.js';
 
 export const MAX_PROCESSES = 64;
@@ -47,11 +48,6 @@ export type Fleet = {
   /** SIGKILL to every child: the second Ctrl-C. */
   kill(): void;
 };
-
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
-/** A child that lived at least this long before it died is restarted at once. */
-const STABLE_MS = 10_000;
 
 type Child = {
   index: number;
@@ -108,7 +104,7 @@ export async function startFleet(options: StartOptions, processes: number, log: 
       if (c.proc === proc) c.proc = null;
       if (stopping || !c.ready) return;
       const lived = Date.now() - c.startedAt;
-      c.backoffMs = lived >= STABLE_MS ? 0 : c.backoffMs === 0 ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, c.backoffMs * 2);
+      c.backoffMs = restartDelay(lived, c.backoffMs);
       log.warn(
         `process ${c.index} (pid ${proc.pid}) died (${sig ?? `exit code ${code}`}) after ${Math.round(lived / 1000)} s; ` +
           (c.backoffMs ? `restarting in ${c.backoffMs / 1000} s` : 'restarting'),

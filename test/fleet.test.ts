@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import net from 'node:net';
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
-import { connect, runCli, startCli, waitFor, type CliRun } from './helpers/net.js';
+import { connect, readResponse, runCli, startCli, waitFor, type CliRun } from './helpers/net.js';
 
 /** A backend answering `/slow` after 600 ms and anything else at once. */
 async function backend(): Promise<{ server: Server; port: number }> {
@@ -60,23 +60,10 @@ function sockets(pid: number): number {
 }
 
 /** One keep-alive request on an open socket; resolves with the response's raw bytes once its body is in. */
-function request(s: net.Socket, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (chunk: Buffer) => {
-      got += chunk.toString('latin1');
-      const end = got.indexOf('\r\n\r\n');
-      const m = /content-length: (\d+)\r\n/i.exec(got);
-      if (end < 0 || !m || got.length - (end + 4) < Number(m[1])) return;
-      s.off('data', onData);
-      s.off('close', onClose);
-      resolve(got);
-    };
-    const onClose = () => reject(new Error(`closed before the response to ${path} was in: ${JSON.stringify(got)}`));
-    s.on('data', onData);
-    s.once('close', onClose);
-    s.write(`GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`);
-  });
+async function request(s: net.Socket, path: string): Promise<string> {
+  const answer = readResponse(s);
+  s.write(`GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`);
+  return (await answer).raw;
 }
 
 async function fleet(t: { teardown(fn: () => void): void }, args: string[]): Promise<CliRun & { children: number[] }> {

@@ -26,7 +26,8 @@ export const PEV = { NEED_MORE: 0, HEADERS: 1, MESSAGE: 2, UPGRADE: 4, ERROR: 8 
 // Set by the callbacks during one llhttp_execute(), read right after it.
 let fired = 0;
 let skipBody = false;
-// False for executeThrough(): the head's end is known to the caller, so there is no pause at it.
+// False for executeThrough(): the head's end is known to the caller, so there is no pause at it. Set by
+// every execute(), like the two above.
 let pauseAtHead = true;
 // The llhttp_t being executed and the layout to read it with, for the headers callback.
 let current: Buffer | null = null;
@@ -92,12 +93,7 @@ export class HttpParser {
    * llhttp makes the first CRLFCRLF the end of a head): it saves an execute, a resume and a position read.
    */
   executeThrough(data: Uint8Array, addr = -1): number {
-    pauseAtHead = false;
-    try {
-      return this.execute(data, addr);
-    } finally {
-      pauseAtHead = true;
-    }
+    return this.execute(data, addr, false);
   }
 
   /**
@@ -105,10 +101,11 @@ export class HttpParser {
    * C address of data[0] when the caller knows it (pool buffers never move: BufferPool.address()); else it
    * is asked of koffi.
    */
-  execute(data: Uint8Array, addr = -1): number {
+  execute(data: Uint8Array, addr = -1, pauseHead = true): number {
     const ll = llhttp();
     fired = 0;
     skipBody = this.noBody;
+    pauseAtHead = pauseHead;
     current = this.mem;
     currentLayout = this.L;
     const r = ll.execute(this.mem, data, data.length) as number;
@@ -257,6 +254,7 @@ function selfTest(L: Layout): boolean {
     const data = Buffer.from(text);
     fired = 0;
     skipBody = false;
+    pauseAtHead = true;
     current = mem;
     currentLayout = L;
     const r = ll.execute(mem, data, data.length) as number;

@@ -840,7 +840,6 @@ function backendProgress(w: WorkerLoop, b: number): void {
 
 /** Parses the backend's inbox: the head (rewritten into the outbox) or body bytes (copied). */
 function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
-  const t = w.t;
   const h = w.http!;
   const rp = h.parsers[b]!;
   const buf = inbox(w, b);
@@ -1150,7 +1149,6 @@ function replay(w: WorkerLoop, c: number, b: number): void {
 /** Closes client c and its backend (if any) and frees their HTTP state. `why` non-null is logged. */
 export function closeClient(w: WorkerLoop, c: number, why: string | null): void {
   const t = w.t;
-  const h = w.http!;
   if (why !== null) {
     t.ctr[CTR.IO_ERRORS]++;
     w.log.limited(LEVEL.info, 'http-io', `closed ${t.describe(c)}: ${why}`);

@@ -71,16 +71,24 @@ type Slot = {
   /** Times this worker died while serving and was replaced. */
   restarts: number;
   startedAt: number;
-  /** Delay before the next restart: 0 after a worker that lived STABLE_MS, then doubling (restart()). */
+  /** Delay before the next restart (restartDelay). */
   backoffMs: number;
   retry: NodeJS.Timeout | null;
 };
 
-// A worker that dies again within this long of its start is restarted after a back-off (0.5 s doubling to
-// 10 s), so one that fails at every start (or at the first event it sees) cannot spin the main thread.
 const STABLE_MS = 10_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
+
+/**
+ * The delay before restarting something that died after living `livedMs`, given the delay used last time:
+ * none if it had lived STABLE_MS, else 0.5 s doubling to 10 s, so a worker (or a --processes child) that
+ * fails at every start cannot spin its supervisor.
+ */
+export function restartDelay(livedMs: number, lastMs: number): number {
+  if (livedMs >= STABLE_MS) return 0;
+  return lastMs === 0 ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, lastMs * 2);
+}
 
 // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4).
 export const DEFAULT_BACKLOG = 4096;
@@ -201,7 +209,7 @@ export class WorkerSet {
    */
   private restart(s: Slot): void {
     const lived = Date.now() - s.startedAt;
-    s.backoffMs = lived >= STABLE_MS ? 0 : s.backoffMs === 0 ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, s.backoffMs * 2);
+    s.backoffMs = restartDelay(lived, s.backoffMs);
     this.log.error(
       `worker ${s.index} stopped unexpectedly after ${Math.round(lived / 1000)} s; ` +
         (s.backoffMs ? `starting a new one in ${s.backoffMs / 1000} s` : 'starting a new one') +

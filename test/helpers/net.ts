@@ -173,3 +173,25 @@ export function peerDone(s: net.Socket): Promise<'end' | 'close'> {
     s.once('close', () => resolve('close'));
   });
 }
+
+/**
+ * Reads one HTTP response with a Content-Length body from `s` (keep-alive: the socket stays open).
+ * Resolves with its bytes as latin1 text and its body; rejects if `s` closes before the body is whole.
+ */
+export function readResponse(s: net.Socket): Promise<{ raw: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      const m = /content-length: (\d+)\r\n/i.exec(got);
+      if (end < 0 || !m || got.length < end + 4 + Number(m[1])) return;
+      s.off('data', onData);
+      s.off('close', onClose);
+      resolve({ raw: got, body: got.slice(end + 4, end + 4 + Number(m[1])) });
+    };
+    const onClose = () => reject(new Error(`closed before a whole response: ${JSON.stringify(got)}`));
+    s.on('data', onData);
+    s.once('close', onClose);
+  });
+}

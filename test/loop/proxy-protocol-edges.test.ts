@@ -6,7 +6,7 @@ import t from 'tap';
 import net from 'node:net';
 import { start } from '../../dist/index.js';
 import { PP, ProxyHeader, encodeV2, parseProxyHeader } from '../../dist/loop/proxy-protocol.js';
-import { closed, connect, peerDone, serve, waitFor, type TestServer } from '../helpers/net.js';
+import { closed, connect, peerDone, readResponse, serve, waitFor, type TestServer } from '../helpers/net.js';
 
 /** A TCP backend that keeps every byte each connection sent, and answers "ok" once that connection ends. */
 async function recorder(): Promise<TestServer & { got: Buffer[] }> {
@@ -208,22 +208,8 @@ async function httpRecorder(): Promise<TestServer & { headers: string[]; request
   return Object.assign(srv, { headers, requests });
 }
 
-/** Reads one response with a Content-Length body from `c`; resolves with its body. */
-function response(c: net.Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (d: Buffer) => {
-      got += d.toString('latin1');
-      const end = got.indexOf('\r\n\r\n');
-      const m = /content-length: (\d+)/i.exec(got);
-      if (end < 0 || !m || got.length < end + 4 + Number(m[1])) return;
-      c.off('data', onData);
-      resolve(got.slice(end + 4, end + 4 + Number(m[1])));
-    };
-    c.on('data', onData);
-    c.once('close', () => reject(new Error(`closed before a whole response: ${JSON.stringify(got)}`)));
-  });
-}
+/** The body of the next response on `c`. */
+const response = async (c: net.Socket): Promise<string> => (await readResponse(c)).body;
 
 t.test('HTTP mode, --accept-proxy --send-proxy v1', async (t) => {
   const be = await httpRecorder();
