@@ -6,6 +6,9 @@ export const PARSER_TYPE = { REQUEST: 1, RESPONSE: 2 } as const;
 /** llhttp_errno_t values the driver branches on; any other non-zero value is a parse error. */
 export const HPE = {
   OK: 0,
+  INTERNAL: 1,
+  /** What llhttp_execute() returns when on_message_complete "fails": our stop at a message's end. */
+  CB_MESSAGE_COMPLETE: 18,
   PAUSED: 21,
   PAUSED_UPGRADE: 22,
 } as const;

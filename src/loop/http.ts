@@ -85,7 +85,6 @@ const H = {
 // below it, two splices cost more than a read and a send (docs/benchmarks.md, splice on vs off).
 const RAW_MIN = 64 * 1024;
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 // Room kept in an outbox for what a rewritten response head may add (a Connection line) over the original.
 const HEAD_SLACK = 64;
 
@@ -93,9 +92,6 @@ const HEAD_SLACK = 64;
  * OPTIONS, TRACE, by llhttp_method_t value. */
 const IDEMPOTENT = new Set([0, 1, 2, 4, 6, 7]);
 
-// A zero-length view: executing it lets llhttp finish a message that needs no more bytes (a bodiless head
-// it paused at).
-const EMPTY = Buffer.alloc(1).subarray(0, 0);
 
 const EVENTS_READ = EPOLL.IN | EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR;
 const EVENTS_WRITE = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR;
@@ -530,7 +526,7 @@ function parseHead(w: WorkerLoop, c: number): boolean {
   const p = h.parsers[c] ?? parser(w, c, PARSER_TYPE.REQUEST);
   const buf = inbox(w, c);
   // The parser has seen none of the inbox yet while in H_HEAD: bytes reach it once, when a head starts.
-  const ev = p.execute(buf.subarray(0, h.ilen[c]), w.bufs.address(h.inb[c]));
+  const ev = p.execute(buf, h.ilen[c], w.bufs.address(h.inb[c]));
   if (ev & PEV.ERROR) {
     fail(w, c, 400, `malformed request: ${p.errorName()} ${p.errorReason()}`);
     return false;
@@ -546,11 +542,10 @@ function parseHead(w: WorkerLoop, c: number): boolean {
     p.reset();
     return false;
   }
-  return startRequest(w, c, p.consumed, ev);
+  return startRequest(w, c, p.headEnd, ev);
 }
 
-function startRequest(w: WorkerLoop, c: number, headEnd: number, ev0: number): boolean {
-  let ev = ev0;
+function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): boolean {
   const t = w.t;
   const h = w.http!;
   const p = h.parsers[c]!;
@@ -594,9 +589,6 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev0: number): b
   t.bufLen[c] = n;
   consumeInbox(w, c, headEnd);
 
-  // A head with nothing behind it may already be a whole message (Content-Length: 0): let llhttp say so.
-  if (!(ev & (PEV.MESSAGE | PEV.UPGRADE)) && h.ilen[c] === 0) ev |= p.execute(EMPTY) & PEV.MESSAGE;
-
   const b = takeBackend(w, c, false);
   if (b < 0) return false; // fail() answered already
   if (h.hf[b] & H.POOLED && ev & PEV.MESSAGE && IDEMPOTENT.has(p.method)) {
@@ -632,7 +624,7 @@ function forwardBody(w: WorkerLoop, c: number): boolean {
     return false;
   }
   const buf = inbox(w, c);
-  const ev = p.execute(buf.subarray(0, n), w.bufs.address(h.inb[c]));
+  const ev = p.execute(buf, n, w.bufs.address(h.inb[c]));
   if (ev & PEV.ERROR) {
     fail(w, c, 400, `malformed request body: ${p.errorName()} ${p.errorReason()}`);
     return false;
@@ -844,32 +836,25 @@ function parseResponse(w: WorkerLoop, b: number, c: number): boolean {
   const rp = h.parsers[b]!;
   const buf = inbox(w, b);
   if (h.hf[b] & H.IN_HEAD) {
-    // The head ends at the first CRLFCRLF (strict llhttp allows no bare CR or LF in a head, so this is
-    // exact once llhttp has accepted it, which it checks below before anything is relayed). A match at or
-    // past ilen is in stale bytes of the buffer: not there yet.
-    const at = buf.indexOf(CRLFCRLF);
-    if (at < 0 || at + 4 > h.ilen[b]) {
-      if (h.ilen[b] > h.o.maxHeaderSize) backendFailed(w, b, c, 'response head too large');
-      return false;
-    }
     // One execute for the head and the body bytes that fit in the outbox behind the rewritten head (which
-    // is at most the head plus a Connection line).
+    // is at most the head plus a Connection line). An incomplete head is parsed again from its start when
+    // more has come.
     const limit = Math.min(h.ilen[b], buf.length - HEAD_SLACK);
-    const ev = rp.executeThrough(buf.subarray(0, limit), w.bufs.address(h.inb[b]));
+    const ev = rp.executeThrough(buf, limit, w.bufs.address(h.inb[b]));
     if (ev & PEV.ERROR) {
       backendFailed(w, b, c, `invalid response: ${rp.errorName()} ${rp.errorReason()}`);
       return false;
     }
     if (!(ev & PEV.HEADERS)) {
-      // Not possible for a complete head within `limit`; refuse rather than guess.
-      backendFailed(w, b, c, 'response head not understood');
+      if (h.ilen[b] > h.o.maxHeaderSize) backendFailed(w, b, c, 'response head too large');
+      else rp.reset();
       return false;
     }
-    return responseHead(w, b, c, at + 4, rp.consumed, ev);
+    return responseHead(w, b, c, rp.headEnd, rp.consumed, ev);
   }
   const n = Math.min(h.ilen[b], roomOut(w, b));
   if (n === 0) return false; // the outbox is full: it is written first
-  const ev = rp.execute(buf.subarray(0, n), w.bufs.address(h.inb[b]));
+  const ev = rp.execute(buf, n, w.bufs.address(h.inb[b]));
   if (ev & PEV.ERROR) {
     backendFailed(w, b, c, `invalid response body: ${rp.errorName()} ${rp.errorReason()}`);
     return false;

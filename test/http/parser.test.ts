@@ -51,6 +51,26 @@ t.test('a head split at every byte ends at the same place, with the same fields'
   }
 });
 
+t.test('the head\'s end is found wherever its CRLFs fall, at any split, after empty lines too', async (t) => {
+  // Field values of every length mod 4 put the blank line at every alignment the scan's stride can meet.
+  let checked = 0;
+  for (let a = 0; a < 8; a++) {
+    for (let b = 0; b < 8; b++) {
+      for (const lead of ['', '\r\n', '\r\n\r\n']) {
+        const head = `${lead}GET /${'p'.repeat(a)} HTTP/1.1\r\nHost: h\r\nX: ${'v'.repeat(b)}\r\n\r\n`;
+        for (const step of [1, 3, 4, 5, Infinity]) {
+          const evs = feed(new HttpParser(REQ), head + 'GET / HTTP/1.1\r\nHost: h\r\n\r\n', step);
+          if (!(evs.length === 2 && evs[0][0] === (PEV.HEADERS | PEV.MESSAGE) && evs[0][1] === head.length)) {
+            t.fail(`${JSON.stringify(head)} at step ${step}: ${JSON.stringify(evs)}`);
+          }
+          checked++;
+        }
+      }
+    }
+  }
+  t.equal(checked, 8 * 8 * 3 * 5, 'every head ended where it does, then the next one');
+});
+
 t.test('fields read from llhttp_t memory', async (t) => {
   const p = new HttpParser(REQ);
   t.same(feed(p, 'PUT /a HTTP/1.0\r\nHost: h\r\nContent-Length: 123456789012\r\nConnection: keep-alive\r\n\r\n')[0][0], PEV.HEADERS);

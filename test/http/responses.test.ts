@@ -25,8 +25,7 @@ for (const status of Object.keys(GENERATED).map(Number) as GeneratedStatus[]) {
 
 t.test('100 Continue is a bare interim response', async (t) => {
   const p = new HttpParser(PARSER_TYPE.RESPONSE);
-  t.equal(p.execute(CONTINUE_100), PEV.HEADERS);
+  t.equal(p.execute(CONTINUE_100), PEV.HEADERS | PEV.MESSAGE, 'a head that is a whole message: no body');
   t.equal(p.statusCode, 100);
   t.equal(p.consumed, CONTINUE_100.length, 'the head is all of it');
-  t.equal(p.execute(CONTINUE_100.subarray(p.consumed)), PEV.MESSAGE, 'and it has no body');
 });
