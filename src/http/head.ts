@@ -8,7 +8,8 @@
 //                                (RFC 9110 7.6.1), the proxy's Connection line, X-Forwarded-* on requests
 //
 // No allocation per call on the common path: spans go into the HeadInfo's Int32Array, names are compared
-// as bytes. Strings appear only for fields named in Connection (rare) and for X-Forwarded-Host.
+// as bytes, bytes are copied without views. Strings appear only for fields named in Connection and for
+// X-Forwarded-For values a client sent (both rare).
 
 /** At most this many field lines per head: HAProxy's default (tune.http.maxhdr 101) rounded; past it, 431. */
 export const MAX_FIELDS = 100;
@@ -181,16 +182,40 @@ const CONNECTION_LINE = {
   'keep-alive': Buffer.from('Connection: keep-alive\r\n'),
   upgrade: Buffer.from('Connection: upgrade\r\n'),
 };
+const XFF = Buffer.from('X-Forwarded-For: ');
+const XFP = Buffer.from('\r\nX-Forwarded-Proto: ');
 const XFH = Buffer.from('X-Forwarded-Host: ');
 
 /** Copies src[s..e) to out at n; returns the new n, or -1 when out is too small. */
-function copy(src: Uint8Array, s: number, e: number, out: Buffer, n: number): number {
+function copy(src: Uint8Array, s: number, e: number, out: Uint8Array, n: number): number {
   const len = e - s;
   if (n + len > out.length) return -1;
-  // A short span is cheaper byte by byte than through a subarray view (an allocation).
-  if (len <= 32) for (let k = 0; k < len; k++) out[n + k] = src[s + k];
-  else out.set(src.subarray(s, e), n);
+  copyBytes(src, s, e, out, n);
   return n + len;
+}
+
+// A view of the whole ArrayBuffer last copied within, for copyBytes.
+let slab: ArrayBufferLike | null = null;
+let slabView: Uint8Array = new Uint8Array(0);
+
+/**
+ * out.set(src.subarray(s, e), at) without the subarray (an allocation per call). Pool buffers are views
+ * of shared 4 MiB slabs, so an inbox and an outbox are often in the same one: then it is one copyWithin
+ * on a view of the whole slab. A short span is copied byte by byte.
+ */
+export function copyBytes(src: Uint8Array, s: number, e: number, out: Uint8Array, at: number): void {
+  const len = e - s;
+  if (len <= 16) {
+    for (let k = 0; k < len; k++) out[at + k] = src[s + k];
+  } else if (src.buffer === out.buffer) {
+    if (src.buffer !== slab) {
+      slab = src.buffer;
+      slabView = new Uint8Array(slab);
+    }
+    slabView.copyWithin(out.byteOffset + at, src.byteOffset + s, src.byteOffset + e);
+  } else {
+    out.set(src.subarray(s, e), at);
+  }
 }
 
 /** Writes the latin1 string `s` to out at n; returns the new n, or -1 when out is too small. */
@@ -198,6 +223,24 @@ function text(s: string, out: Buffer, n: number): number {
   if (n + s.length > out.length) return -1;
   return n + out.write(s, n, 'latin1');
 }
+
+/**
+ * A string's latin1 bytes, kept for the last string asked: a worker writes the same few client addresses
+ * and the same proto over and over, so each is encoded once rather than per request.
+ */
+class LastText {
+  private text = '';
+  private bytes = Buffer.alloc(0);
+  of(s: string): Buffer {
+    if (s !== this.text) {
+      this.text = s;
+      this.bytes = Buffer.from(s, 'latin1');
+    }
+    return this.bytes;
+  }
+}
+const clientText = new LastText();
+const protoText = new LastText();
 
 /** The end of the field line whose value ends at ve: just past its CRLF (after any trailing whitespace). */
 function lineEnd(buf: Uint8Array, ve: number): number {
@@ -256,9 +299,14 @@ export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: B
       const v = Buffer.from(buf.buffer, buf.byteOffset + spans[i * 4 + 2], spans[i * 4 + 3] - spans[i * 4 + 2]);
       if (v.length) prior += (prior ? ', ' : '') + v.toString('latin1');
     }
-    if ((n = text(`X-Forwarded-For: ${prior ? prior + ', ' : ''}${fwd.clientAddress}\r\nX-Forwarded-Proto: ${fwd.proto}\r\n`, out, n)) < 0) {
-      return -1;
-    }
+    if ((n = copy(XFF, 0, XFF.length, out, n)) < 0) return -1;
+    if (prior && (n = text(`${prior}, `, out, n)) < 0) return -1;
+    const client = clientText.of(fwd.clientAddress);
+    if ((n = copy(client, 0, client.length, out, n)) < 0) return -1;
+    if ((n = copy(XFP, 0, XFP.length, out, n)) < 0) return -1;
+    const proto = protoText.of(fwd.proto);
+    if ((n = copy(proto, 0, proto.length, out, n)) < 0) return -1;
+    if ((n = copy(CRLF, 0, 2, out, n)) < 0) return -1;
     if (info.host >= 0) {
       if ((n = copy(XFH, 0, XFH.length, out, n)) < 0) return -1;
       if ((n = copy(buf, spans[info.host * 4 + 2], spans[info.host * 4 + 3], out, n)) < 0) return -1;

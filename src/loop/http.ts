@@ -22,7 +22,7 @@
 // followed the response. Anything else is closed: a connection whose framing is in doubt is never reused.
 
 import { LEVEL } from '../log.js';
-import { HEAD_ERR, HeadInfo, requestHeadError, scanHead, writeHead } from '../http/head.js';
+import { copyBytes, HEAD_ERR, HeadInfo, type HeadOptions, requestHeadError, scanHead, writeHead } from '../http/head.js';
 import { HttpParser, PEV, versionOk } from '../http/parser.js';
 import { HF, METHOD, PARSER_TYPE } from '../http/parser-t.js';
 import { generated, type GeneratedStatus } from '../http/responses.js';
@@ -37,7 +37,7 @@ import {
   epollAdd,
   errnoName,
   peerAddress,
-  read,
+  recv,
   send,
   setNoDelay,
   shutdown,
@@ -114,6 +114,10 @@ export class HttpState {
   readonly retry: Int32Array; // client: pool buffer with a copy of the request sent on a pooled connection
   readonly retryLen: Int32Array;
   readonly info = new HeadInfo();
+  // writeHead's options, one object each way, filled in per message (no allocation per request).
+  readonly forwarded = { clientAddress: '', proto: 'http' };
+  readonly requestOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null };
+  readonly responseOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null };
   readonly idle: Int32Array; // pool of idle backend slots (a stack)
   readonly idleGen: Uint32Array;
   idleCount = 0;
@@ -221,7 +225,7 @@ export function onAccept(w: WorkerLoop, fd: number): void {
     return;
   }
   // The first request's head must arrive within the header timeout (HAProxy's `timeout http-request`).
-  w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+  w.timers.arm(c, w.now + h.o.headerTimeoutMs);
 }
 
 export function onEvent(w: WorkerLoop, s: number, events: number): void {
@@ -255,7 +259,7 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
       // read before the connection went idle (the edge was already queued): a read saying EAGAIN keeps it.
       if (events & EVENTS_END) w.closeSlot(s);
       else if (events & EVENTS_READ) {
-        const n = read(t.fd[s], w.http!.scratch, 1);
+        const n = recv(t.fd[s], w.http!.scratch, 1);
         if (n === -E.EAGAIN) t.flags[s] &= ~FL.READABLE;
         else w.closeSlot(s);
       }
@@ -337,7 +341,7 @@ function readInbox(w: WorkerLoop, s: number): number {
   const buf = w.bufs.get(h.inb[s]);
   const room = buf.length - h.ilen[s];
   if (room === 0) return -E.ENOBUFS;
-  const n = read(w.t.fd[s], h.ilen[s] === 0 ? buf : buf.subarray(h.ilen[s]), room);
+  const n = recv(w.t.fd[s], h.ilen[s] === 0 ? buf : buf.subarray(h.ilen[s]), room);
   if (n > 0) {
     h.ilen[s] += n;
     if (n < room && !(w.t.flags[s] & FL.PEER_DONE)) w.t.flags[s] &= ~FL.READABLE; // see tcp.ts readIn
@@ -394,8 +398,7 @@ function roomOut(w: WorkerLoop, s: number): number {
 }
 
 function appendOut(w: WorkerLoop, s: number, src: Uint8Array, from: number, to: number): void {
-  const out = outbox(w, s);
-  out.set(src.subarray(from, to), w.t.bufLen[s]);
+  copyBytes(src, from, to, outbox(w, s), w.t.bufLen[s]);
   w.t.bufLen[s] += to - from;
 }
 
@@ -441,7 +444,7 @@ function clientProgress(w: WorkerLoop, c: number): void {
           // accept and keeps running: it is not reset by each byte, so a trickled head still gets 408).
           if (before === 0 && h.hf[c] & H.KEPT) {
             h.hf[c] &= ~H.KEPT;
-            w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+            w.timers.arm(c, w.now + h.o.headerTimeoutMs);
           }
           continue;
         }
@@ -503,7 +506,7 @@ function clientProgress(w: WorkerLoop, c: number): void {
         // Read and drop until the client closes, so that our response is not destroyed by a RST that
         // closing with unread input would send.
         for (;;) {
-          const n = read(t.fd[c], h.scratch, h.scratch.length);
+          const n = recv(t.fd[c], h.scratch, h.scratch.length);
           if (n > 0) continue;
           if (n === -E.EAGAIN) {
             t.flags[c] &= ~FL.READABLE;
@@ -579,12 +582,15 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
     h.peerText[c] = a && a.family !== 'unix' ? a.host : 'unknown';
   }
   const out = outbox(w, c);
-  const n = writeHead(buf, 0, info, out, {
-    forwarded: h.o.forwardedHeaders ? { clientAddress: h.peerText[c]!, proto: 'http' } : null,
-    upgrading: (hf & H.UPGRADING) !== 0,
-    // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
-    connection: p.httpMinor === 0 ? 'keep-alive' : null,
-  });
+  const o = h.requestOpts;
+  if (h.o.forwardedHeaders) {
+    h.forwarded.clientAddress = h.peerText[c]!;
+    o.forwarded = h.forwarded;
+  }
+  o.upgrading = (hf & H.UPGRADING) !== 0;
+  // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
+  o.connection = p.httpMinor === 0 ? 'keep-alive' : null;
+  const n = writeHead(buf, 0, info, out, o);
   if (n < 0) return fail(w, c, 431, 'request head too large to forward');
   t.bufLen[c] = n;
   consumeInbox(w, c, headEnd);
@@ -595,7 +601,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
     // A pooled connection may have been closed by the backend a moment ago: keep the request to replay it
     // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure).
     const r = w.bufs.acquire();
-    w.bufs.get(r).set(out.subarray(0, n));
+    copyBytes(out, 0, n, w.bufs.get(r), 0);
     h.retry[c] = r;
     h.retryLen[c] = n;
   }
@@ -650,7 +656,7 @@ function requestDone(w: WorkerLoop, c: number): void {
   const b = t.peer[c];
   // The backend has backend-timeout to start answering (nginx's proxy_read_timeout, HAProxy's timeout
   // server). A backend still connecting keeps its connect deadline; finishConnect() starts this one.
-  if (b >= 0 && t.state[b] === ST.PROXYING) w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  if (b >= 0 && t.state[b] === ST.PROXYING) w.timers.arm(b, w.now + h.o.backendTimeoutMs);
   if (b >= 0 && t.state[b] === ST.PROXYING && !outEmpty(w, c)) {
     const f = tcp.flush(w, c, b);
     if (f < 0) fail(w, c, 502, `write to backend: ${errnoName(f)}`);
@@ -690,7 +696,7 @@ function takeBackend(w: WorkerLoop, c: number, fresh: boolean): number {
     fail(w, c, 503, 'epoll_ctl ADD backend');
     return -1;
   }
-  w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  w.timers.arm(b, w.now + h.o.backendTimeoutMs);
   const r = connect(fd, w.backendSa, w.backendSa.length);
   if (r === 0) {
     t.state[b] = ST.PROXYING; // unix sockets connect at once
@@ -739,7 +745,7 @@ function sentProxyHeader(w: WorkerLoop, c: number, b: number): boolean {
 /** The connect deadline is over: the response deadline runs from the request's end (already, or later). */
 function connectDeadlineOver(w: WorkerLoop, c: number, b: number): void {
   const h = w.http!;
-  if (c >= 0 && h.hf[c] & H.REQ_DONE) w.timers.arm(b, Date.now() + h.o.backendTimeoutMs);
+  if (c >= 0 && h.hf[c] & H.REQ_DONE) w.timers.arm(b, w.now + h.o.backendTimeoutMs);
   else w.timers.disarm(b);
 }
 
@@ -904,7 +910,7 @@ function rawStep(w: WorkerLoop, b: number): number {
   } else {
     // No pipe to be had: copy this step through the outbox buffer instead.
     const out = outbox(w, b);
-    n = read(t.fd[b], out, Math.min(h.rawLeft[b], out.length));
+    n = recv(t.fd[b], out, Math.min(h.rawLeft[b], out.length));
     if (n > 0) t.bufLen[b] = n;
     else {
       w.bufs.release(t.buf[b]);
@@ -955,11 +961,10 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, pars
   }
   const closeAfter = (h.hf[c] & H.CLOSE_AFTER) !== 0;
   const out = outbox(w, b);
-  const n = writeHead(buf, 0, info, out, {
-    forwarded: null,
-    upgrading: upgraded,
-    connection: interim ? null : closeAfter ? 'close' : h.hf[c] & H.KA10 ? 'keep-alive' : null,
-  });
+  const o = h.responseOpts;
+  o.upgrading = upgraded;
+  o.connection = interim ? null : closeAfter ? 'close' : h.hf[c] & H.KA10 ? 'keep-alive' : null;
+  const n = writeHead(buf, 0, info, out, o);
   if (n < 0) {
     backendFailed(w, b, c, 'response head too large to relay');
     return false;
@@ -1026,11 +1031,11 @@ function finishExchange(w: WorkerLoop, c: number, b: number): void {
   if (h.ilen[c] > 0) {
     h.parsers[c]!.reset();
     h.hf[c] = 0;
-    w.timers.arm(c, Date.now() + h.o.headerTimeoutMs); // a pipelined request is waiting
+    w.timers.arm(c, w.now + h.o.headerTimeoutMs); // a pipelined request is waiting
   } else {
     h.dropParser(c); // idle: the next head takes one again
     h.hf[c] = H.KEPT;
-    w.timers.arm(c, Date.now() + h.o.idleTimeoutMs); // nginx's keepalive_timeout
+    w.timers.arm(c, w.now + h.o.idleTimeoutMs); // nginx's keepalive_timeout
   }
   if (h.ilen[c] > 0 || t.flags[c] & FL.READABLE) w.enqueue(c);
 }
@@ -1098,7 +1103,7 @@ function linger(w: WorkerLoop, c: number): void {
   dropInbox(w, c);
   shutdown(t.fd[c], SHUT.WR);
   t.state[c] = ST.H_LINGER;
-  w.timers.arm(c, Date.now() + h.o.headerTimeoutMs);
+  w.timers.arm(c, w.now + h.o.headerTimeoutMs);
   if (t.flags[c] & FL.READABLE) w.enqueue(c);
 }
 

@@ -101,6 +101,12 @@ export class WorkerLoop {
   private wakerSlot = -1;
   private acceptPausedUntil = 0;
   private nextTrim = 0;
+  /**
+   * The time (Date.now()) when the last epoll_wait returned: what handlers arm deadlines from, instead of
+   * reading the clock per connection (nginx's ngx_current_msec does the same). An event batch takes well
+   * under a millisecond, and deadlines are kept to TICK_MS (100 ms) anyway.
+   */
+  now = Date.now();
   /** DRAIN received: no more accepts; HTTP keeps no idle backend connections. */
   draining = false;
   private stopping = false;
@@ -144,18 +150,19 @@ export class WorkerLoop {
     while (!this.stopping) {
       if (this.draining && t.ctr[CTR.ACTIVE] === 0) break;
       let timeout = -1;
+      // The clock as the wait begins (handlers use this.now, from the end of the last wait).
+      const now = Date.now();
       if (this.qLen > 0) timeout = 0;
-      else if (this.acceptPausedUntil > 0) timeout = Math.max(0, this.acceptPausedUntil - Date.now());
+      else if (this.acceptPausedUntil > 0) timeout = Math.max(0, this.acceptPausedUntil - now);
       const h = this.http;
       const timers = this.timers;
       if (timers.armed > 0 && timeout !== 0) {
         // The nearest deadline's tick bounds the wait (timers.ts).
-        const due = timers.timeoutMs(Date.now());
+        const due = timers.timeoutMs(now);
         timeout = timeout < 0 ? due : Math.min(timeout, due);
       }
       if (this.bufs.excess > 0) {
         // Buffer pages beyond the warm reserve go back once a second (pools.ts).
-        const now = Date.now();
         if (now >= this.nextTrim) {
           this.bufs.trim();
           this.nextTrim = now + TRIM_EVERY_MS;
@@ -166,11 +173,12 @@ export class WorkerLoop {
       }
       if (this.log.pending > 0) {
         // Lines held back by the log's rate limit are reported when their second is over (log.ts).
-        const due = this.log.flushHeld(Date.now());
+        const due = this.log.flushHeld(now);
         if (due >= 0 && timeout !== 0) timeout = timeout < 0 ? due : Math.min(timeout, due);
       }
       const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, timeout);
       if (n < 0) throw new Error(`epoll_wait: ${errnoName(n)}`);
+      this.now = Date.now();
       for (let i = 0; i < n; i++) {
         const s = ev.slot(i);
         // Invariant 2: an event whose generation differs from the slot's is for an fd since closed.
@@ -190,12 +198,12 @@ export class WorkerLoop {
             break;
         }
       }
-      if (this.acceptPausedUntil > 0 && Date.now() >= this.acceptPausedUntil) {
+      if (this.acceptPausedUntil > 0 && this.now >= this.acceptPausedUntil) {
         this.acceptPausedUntil = 0;
         if (this.listenerSlot >= 0) this.enqueue(this.listenerSlot);
       }
       this.runReady();
-      if (timers.armed > 0) timers.advance(Date.now(), this.onTimer);
+      if (timers.armed > 0) timers.advance(this.now, this.onTimer);
     }
     this.shutdownAll();
   }
@@ -261,7 +269,7 @@ export class WorkerLoop {
         case E.ENOBUFS:
         case E.ENOMEM:
           this.log.limited(1, 'accept-fd', `accept: ${errnoName(fd)}; pausing accepts for ${ACCEPT_PAUSE_MS} ms`);
-          this.acceptPausedUntil = Date.now() + ACCEPT_PAUSE_MS;
+          this.acceptPausedUntil = this.now + ACCEPT_PAUSE_MS;
           return;
         default:
           this.log.limited(1, 'accept', `accept: ${errnoName(fd)}`);

@@ -23,7 +23,7 @@ import {
   SPLICE_F,
   connect,
   errnoName,
-  read,
+  recv,
   send,
   setNoDelay,
   shutdown,
@@ -72,7 +72,7 @@ export function onAccept(w: WorkerLoop, fd: number): void {
     closePair(w, c, 'epoll_ctl ADD client');
     return;
   }
-  if (waitHeader) w.timers.arm(c, Date.now() + w.pp!.o.headerTimeoutMs);
+  if (waitHeader) w.timers.arm(c, w.now + w.pp!.o.headerTimeoutMs);
   else connectBackend(w, c);
 }
 
@@ -121,7 +121,7 @@ function readProxyHeader(w: WorkerLoop, c: number): void {
     const have = t.bufLen[c];
     // Never more than a header can take, so every byte read past it is certain to be the stream's.
     const room = MAX_PROXY_HEADER - have;
-    const n = read(t.fd[c], have === 0 ? buf : buf.subarray(have), room);
+    const n = recv(t.fd[c], have === 0 ? buf : buf.subarray(have), room);
     if (n === -E.EAGAIN) {
       t.flags[c] &= ~FL.READABLE;
       return;
@@ -254,12 +254,12 @@ export function pump(w: WorkerLoop, src: number): void {
   }
 }
 
-/** read(2) from src into a pool buffer: bytes read, 0 at EOF, or -errno. */
+/** recv(2) from src into a pool buffer: bytes read, 0 at EOF, or -errno. */
 function readIn(w: WorkerLoop, src: number): number {
   const t = w.t;
   const bi = w.bufs.acquire(); // never -1: the pool holds one buffer per slot
   const buf = w.bufs.get(bi);
-  const n = read(t.fd[src], buf, buf.length);
+  const n = recv(t.fd[src], buf, buf.length);
   if (n <= 0) {
     w.bufs.release(bi);
     return n;

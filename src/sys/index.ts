@@ -13,6 +13,7 @@ export {
   getpid,
   pageSize,
   read,
+  recv,
   releasePages,
   send,
   setIntOpt,

@@ -35,6 +35,7 @@ const c = {
   read: libc.func('intptr_t read(int fd, void *buf, uintptr_t count)'),
   write: libc.func('intptr_t write(int fd, void *buf, uintptr_t count)'),
   send: libc.func('intptr_t send(int fd, void *buf, uintptr_t len, int flags)'),
+  recv: libc.func('intptr_t recv(int fd, void *buf, uintptr_t len, int flags)'),
   writev: libc.func('intptr_t writev(int fd, void *iov, int iovcnt)'),
   splice: libc.func('intptr_t splice(int fdIn, void *offIn, int fdOut, void *offOut, uintptr_t len, uint32_t flags)'),
   pipe2: libc.func('int pipe2(void *fds, int flags)'),
@@ -77,6 +78,19 @@ export function errnoName(err: number): string {
 export function read(fd: number, buf: Uint8Array, len: number): number {
   for (;;) {
     const r = c.read(fd, buf, len) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/**
+ * recv(2) with no flags, for sockets: what read(2) does, by a shorter path through the kernel (no VFS
+ * read layer; HAProxy and nginx read sockets this way too).
+ */
+export function recv(fd: number, buf: Uint8Array, len: number): number {
+  for (;;) {
+    const r = c.recv(fd, buf, len, 0) as number;
     if (r !== -1) return r;
     const e = koffi.errno();
     if (e !== E.EINTR) return -e;

@@ -1,7 +1,7 @@
 // Request heads as the proxy will forward them: fields found in llhttp-checked bytes, the Host rules,
 // hop-by-hop removal (RFC 9110 7.6.1) and X-Forwarded-* that a client cannot forge.
 import t, { type Test } from 'tap';
-import { HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeHead } from '../../dist/http/head.js';
+import { copyBytes, HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeHead } from '../../dist/http/head.js';
 import { HttpParser, PEV } from '../../dist/http/parser.js';
 import { PARSER_TYPE } from '../../dist/http/parser-t.js';
 
@@ -158,4 +158,23 @@ t.test('a 101 answering an upgrade keeps Upgrade', async (t) => {
     PARSER_TYPE.RESPONSE,
   );
   t.equal(out, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n');
+});
+
+t.test('copyBytes copies the same bytes by each of its paths: short, within one slab, across buffers', async (t) => {
+  const slab = new ArrayBuffer(1 << 16);
+  const src = Buffer.from(slab, 0, 4096);
+  const sameSlab = Buffer.from(slab, 8192, 4096);
+  const elsewhere = Buffer.alloc(4096);
+  for (let i = 0; i < src.length; i++) src[i] = (i * 7 + 3) & 0xff;
+  for (const len of [0, 1, 16, 17, 300, 4000]) {
+    for (const out of [sameSlab, elsewhere]) {
+      out.fill(0);
+      copyBytes(src, 50, 50 + Math.min(len, 4000), out, 20);
+      const n = Math.min(len, 4000);
+      t.ok(out.subarray(20, 20 + n).equals(src.subarray(50, 50 + n)), `${len} bytes ${out === sameSlab ? 'within the slab' : 'across'}`);
+      t.equal(out[19], 0, 'nothing before');
+      t.equal(out[20 + n], 0, 'nothing after');
+    }
+  }
+  t.equal(src[50], (50 * 7 + 3) & 0xff, 'the source is untouched');
 });
