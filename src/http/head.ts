@@ -200,12 +200,12 @@ let slabView: Uint8Array = new Uint8Array(0);
 
 /**
  * out.set(src.subarray(s, e), at) without the subarray (an allocation per call). Pool buffers are views
- * of shared 4 MiB slabs, so an inbox and an outbox are often in the same one: then it is one copyWithin
- * on a view of the whole slab. A short span is copied byte by byte.
+ * of shared slabs of 256 (pools.ts), so an inbox and an outbox are nearly always in the same one: then it
+ * is one copyWithin on a view of the whole slab. A short span is copied byte by byte.
  */
 export function copyBytes(src: Uint8Array, s: number, e: number, out: Uint8Array, at: number): void {
   const len = e - s;
-  if (len <= 16) {
+  if (len <= 32) {
     for (let k = 0; k < len; k++) out[at + k] = src[s + k];
   } else if (src.buffer === out.buffer) {
     if (src.buffer !== slab) {

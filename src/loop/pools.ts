@@ -111,8 +111,12 @@ export class BufferPool {
   }
 }
 
-/** Buffers per slab: 64 x 64 KiB = 4 MiB of address space, resident only where touched. */
-const SLAB = 64;
+/**
+ * Buffers per slab: 256 x 64 KiB = 16 MiB of address space, resident only where touched. Free buffers are
+ * reused last-out first, so up to 256 in use at once are all in the first slab, and copies between an
+ * inbox and an outbox stay inside one ArrayBuffer (copyBytes in http/head.ts: no view allocated).
+ */
+const SLAB = 256;
 
 export class PipePool {
   readonly size: number;
