@@ -18,12 +18,17 @@
 // --repeat N runs the whole sequence N times (rounds, so drift hits every proxy alike) and prints medians
 // with the req/s range: on a small VM req/s of the same setup can vary by 2x between runs.
 //
-// For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): 2 s wrk warm-up, then
-// `wrk -t1 -c64 -dNs --latency`. The proxy's CPU time (utime+stime of its process, all threads, from
+// For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up, then
+// `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and measures steady state:
+// V8 compiles the hot path in the first seconds, and about 8 s after start its memory reducer runs two
+// compacting GCs of the control thread's heap, which take the proxy's one CPU for several ms each (docs/
+// benchmarks.md, "Latency"). This script pins itself to the load side's CPU too, so that its own wake-ups
+// never take the proxy's. The proxy's CPU time (utime+stime of its process, all threads, from
 // /proc/PID/stat) is read just before and just after the measured run: CPU µs/request = CPU s * 1e6 / requests.
 // Needs the build (npx tsc -p .) and haproxy, nginx, wrk on PATH. Every process it starts is killed when it
 // ends, on error, on Ctrl-C, and by a watchdog if a run hangs.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -65,7 +70,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
 }
 
 const durationS = Number(argValue(argv, 'duration') ?? process.env.BENCH_DURATION ?? 10);
-const warmupS = Number(argValue(argv, 'warmup') ?? process.env.BENCH_WARMUP ?? 2);
+const warmupS = Number(argValue(argv, 'warmup') ?? process.env.BENCH_WARMUP ?? 10);
 const connections = Number(argValue(argv, 'connections') ?? 64);
 const repeat = Number(argValue(argv, 'repeat') ?? process.env.BENCH_REPEAT ?? 1);
 const jsonFile = argValue(argv, 'json');
@@ -500,6 +505,8 @@ const perProxyS = RESPONSES.length * (warmupS + durationS + 20) + 30;
 installCleanup({ deadlineMs: (repeat * selected.length * perProxyS + 60) * 1000 });
 
 const pin = cpuPlan();
+// Every thread of this script to the load side's CPU: the proxy's CPU is the proxy's alone.
+spawnSync('taskset', ['-a', '-p', '-c', String(pin.peers), String(process.pid)], { stdio: 'ignore' });
 const dir = makeTempDir();
 removeDirLater(dir);
 const meta = {
