@@ -109,6 +109,8 @@ export class HttpParser {
   readonly type: number;
   /** The llhttp_t itself: off-heap, it must not move while llhttp holds pointers into it. */
   private readonly mem: Buffer;
+  /** Its C address: it never moves. */
+  private readonly memAddr: number;
   private readonly L: Layout;
   private readonly fresh: Buffer;
   /** Bytes of the last execute() input that were parsed (up to the boundary or error it stopped at). */
@@ -133,6 +135,7 @@ export class HttpParser {
     this.fresh = freshParser(type);
     this.mem = Buffer.allocUnsafeSlow(128);
     this.mem.set(this.fresh);
+    this.memAddr = Number(addressOf(this.mem));
   }
 
   /**
@@ -171,7 +174,8 @@ export class HttpParser {
       }
     }
     const m = this.mem;
-    const r = llhttp().execute(m, data, end) as number;
+    const ll = llhttp();
+    const r = (addr >= 0 ? ll.executeAt(this.memAddr, addr, end) : ll.execute(m, data, end)) as number;
     if (r === HPE.OK) {
       this.consumed = end;
       if (ev !== PEV.NEED_MORE && this.noBody) {

@@ -38,6 +38,7 @@ import {
   errnoName,
   peerAddress,
   recv,
+  recvAt,
   send,
   setNoDelay,
   shutdown,
@@ -341,7 +342,7 @@ function readInbox(w: WorkerLoop, s: number): number {
   const buf = w.bufs.get(h.inb[s]);
   const room = buf.length - h.ilen[s];
   if (room === 0) return -E.ENOBUFS;
-  const n = recv(w.t.fd[s], h.ilen[s] === 0 ? buf : buf.subarray(h.ilen[s]), room);
+  const n = recvAt(w.t.fd[s], w.bufs.address(h.inb[s]) + h.ilen[s], room);
   if (n > 0) {
     h.ilen[s] += n;
     if (n < room && !(w.t.flags[s] & FL.PEER_DONE)) w.t.flags[s] &= ~FL.READABLE; // see tcp.ts readIn

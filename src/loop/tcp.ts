@@ -23,8 +23,8 @@ import {
   SPLICE_F,
   connect,
   errnoName,
-  recv,
-  send,
+  recvAt,
+  sendAt,
   setNoDelay,
   shutdown,
   sockError,
@@ -121,7 +121,7 @@ function readProxyHeader(w: WorkerLoop, c: number): void {
     const have = t.bufLen[c];
     // Never more than a header can take, so every byte read past it is certain to be the stream's.
     const room = MAX_PROXY_HEADER - have;
-    const n = recv(t.fd[c], have === 0 ? buf : buf.subarray(have), room);
+    const n = recvAt(t.fd[c], w.bufs.address(t.buf[c]) + have, room);
     if (n === -E.EAGAIN) {
       t.flags[c] &= ~FL.READABLE;
       return;
@@ -258,8 +258,8 @@ export function pump(w: WorkerLoop, src: number): void {
 function readIn(w: WorkerLoop, src: number): number {
   const t = w.t;
   const bi = w.bufs.acquire(); // never -1: the pool holds one buffer per slot
-  const buf = w.bufs.get(bi);
-  const n = recv(t.fd[src], buf, buf.length);
+  const size = w.bufs.size;
+  const n = recvAt(t.fd[src], w.bufs.address(bi), size);
   if (n <= 0) {
     w.bufs.release(bi);
     return n;
@@ -267,7 +267,7 @@ function readIn(w: WorkerLoop, src: number): number {
   t.buf[src] = bi;
   t.bufOff[src] = 0;
   t.bufLen[src] = n;
-  if (n < buf.length && !(t.flags[src] & FL.PEER_DONE)) {
+  if (n < size && !(t.flags[src] & FL.PEER_DONE)) {
     // A short read from a stream socket means its receive queue was empty when read returned; more data
     // arriving later raises a new edge. This saves the read that would only return EAGAIN. Not once the
     // peer has sent FIN or RST (PEER_DONE): that edge may already have been consumed together with the
@@ -321,8 +321,7 @@ export function flush(w: WorkerLoop, src: number, dst: number): number {
     const off = t.bufOff[src];
     const end = t.bufLen[src];
     left = end - off;
-    const buf = w.bufs.get(t.buf[src]);
-    m = send(t.fd[dst], off === 0 ? buf : buf.subarray(off, end), left, MSG.NOSIGNAL);
+    m = sendAt(t.fd[dst], w.bufs.address(t.buf[src]) + off, left, MSG.NOSIGNAL);
     if (m > 0) {
       t.bufOff[src] = off + m;
       t.ctr[ctr] += m;

@@ -36,6 +36,10 @@ const c = {
   write: libc.func('intptr_t write(int fd, void *buf, uintptr_t count)'),
   send: libc.func('intptr_t send(int fd, void *buf, uintptr_t len, int flags)'),
   recv: libc.func('intptr_t recv(int fd, void *buf, uintptr_t len, int flags)'),
+  // The same two with the buffer given as its C address, a number: for memory that never moves (pool
+  // buffers), koffi then converts a number instead of looking up a typed array's backing store.
+  recvAt: libc.func('intptr_t recv(int fd, uintptr_t buf, uintptr_t len, int flags)'),
+  sendAt: libc.func('intptr_t send(int fd, uintptr_t buf, uintptr_t len, int flags)'),
   writev: libc.func('intptr_t writev(int fd, void *iov, int iovcnt)'),
   splice: libc.func('intptr_t splice(int fdIn, void *offIn, int fdOut, void *offOut, uintptr_t len, uint32_t flags)'),
   pipe2: libc.func('int pipe2(void *fds, int flags)'),
@@ -91,6 +95,29 @@ export function read(fd: number, buf: Uint8Array, len: number): number {
 export function recv(fd: number, buf: Uint8Array, len: number): number {
   for (;;) {
     const r = c.recv(fd, buf, len, 0) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/**
+ * recv() into the memory at C address `addr`, which must stay valid and in place (a pool buffer: see
+ * BufferPool.address()). The caller guarantees `len` bytes of room there.
+ */
+export function recvAt(fd: number, addr: number, len: number): number {
+  for (;;) {
+    const r = c.recvAt(fd, addr, len, 0) as number;
+    if (r !== -1) return r;
+    const e = koffi.errno();
+    if (e !== E.EINTR) return -e;
+  }
+}
+
+/** send() from the memory at C address `addr` (as recvAt()). */
+export function sendAt(fd: number, addr: number, len: number, flags: number): number {
+  for (;;) {
+    const r = c.sendAt(fd, addr, len, flags) as number;
     if (r !== -1) return r;
     const e = koffi.errno();
     if (e !== E.EINTR) return -e;

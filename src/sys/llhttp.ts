@@ -16,6 +16,9 @@ function bind() {
     init: lib.func('void llhttp_init(void *parser, int type, void *settings)'),
     settingsInit: lib.func('void llhttp_settings_init(void *settings)'),
     execute: lib.func('int llhttp_execute(void *parser, void *data, uintptr_t len)'),
+    // The same with both pointers as C addresses (numbers), for memory that never moves: the parser's
+    // off-heap llhttp_t and a pool buffer. koffi converts numbers faster than it finds a Buffer's memory.
+    executeAt: lib.func('int llhttp_execute(uintptr_t parser, uintptr_t data, uintptr_t len)'),
     resume: lib.func('void llhttp_resume(void *parser)'),
     finish: lib.func('int llhttp_finish(void *parser)'),
     reset: lib.func('void llhttp_reset(void *parser)'),

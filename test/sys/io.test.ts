@@ -4,7 +4,7 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { AF, MSG, SOCK, SPLICE_F } from '../../dist/sys/constants.js';
-import { close, connect, errnoName, read, send, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
+import { bufferAddress, close, connect, errnoName, read, recvAt, send, sendAt, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
 import { createPipe, pipeSize } from '../../dist/sys/setup.js';
 import { encodeSockaddr } from '../../dist/sys/sockaddr.js';
 
@@ -70,4 +70,29 @@ t.test('splice moves bytes socket -> pipe -> socket without them entering the pr
   t.equal(write(-1, Buffer.alloc(1), 1), -9, 'write to a bad fd is -EBADF');
   peer.destroy();
   for (const fd of [src, dst, fds[0], fds[1]]) close(fd);
+});
+
+t.test('recvAt and sendAt take a C address: bytes land at, and leave from, that offset of the buffer', async (t) => {
+  const got: Buffer[] = [];
+  const srv = net.createServer((s) => {
+    s.on('data', (d) => got.push(d));
+    s.write('from the peer');
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => srv.close());
+  const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
+  const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
+  t.equal(connect(fd, sa, sa.length), 0);
+  t.teardown(() => close(fd));
+  const mem = Buffer.allocUnsafeSlow(4096).fill(0x2e);
+  const base = Number(bufferAddress(mem));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(recvAt(fd, base + 100, 64), 13);
+  t.equal(mem.toString('latin1', 98, 115), '..from the peer..', 'at offset 100, nothing before or after');
+  mem.write('xxhello there', 200, 'latin1');
+  t.equal(sendAt(fd, base + 202, 11, MSG.NOSIGNAL), 11);
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(Buffer.concat(got).toString(), 'hello there', 'sent from offset 202');
+  t.equal(errnoName(sendAt(-1, base, 1, MSG.NOSIGNAL)), 'EBADF', 'errors are -errno, as send()');
 });
