@@ -178,3 +178,13 @@ t.test('copyBytes copies the same bytes by each of its paths: short, within one 
   }
   t.equal(src[50], (50 * 7 + 3) & 0xff, 'the source is untouched');
 });
+
+t.test('X-Forwarded lines follow the client and proto of each request (their bytes are kept between calls)', async (t) => {
+  const text = 'GET / HTTP/1.1\r\nHost: h.example\r\n\r\n';
+  for (const [client, proto] of [['192.0.2.7', 'http'], ['2001:db8::1', 'http'], ['192.0.2.7', 'https'], ['192.0.2.7', 'http']]) {
+    const out = rewrite(t, text, { forwarded: { clientAddress: client, proto }, upgrading: false, connection: null });
+    t.match(out, `\r\nX-Forwarded-For: ${client}\r\nX-Forwarded-Proto: ${proto}\r\nX-Forwarded-Host: h.example\r\n\r\n`);
+  }
+  const noHost = rewrite(t, 'GET / HTTP/1.0\r\n\r\n', opts);
+  t.equal(noHost, 'GET / HTTP/1.0\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n', 'no Host: no X-Forwarded-Host');
+});
