@@ -62,3 +62,48 @@ t.test('a callback may arm other slots while firing', async (t) => {
   w.advance(now + 450, (s) => fired.push(s));
   t.same(fired, [0, 1, 3]);
 });
+
+t.test('deadlines moved later, moved earlier, and re-armed after ticks passed with nothing armed', async (t) => {
+  const now = 3_000_000;
+  const w = new TimerWheel(8, now);
+  const fired: [number, number][] = [];
+  let clock = now;
+  const step = (to: number) => {
+    for (; clock < to; clock += 50) w.advance(clock, (s) => fired.push([s, clock]));
+    clock = to;
+    w.advance(clock, (s) => fired.push([s, clock]));
+  };
+  w.arm(1, now + 100);
+  w.arm(1, now + 3000); // later: it stays where it was linked and is moved when that tick comes
+  w.arm(2, now + 3000);
+  w.arm(2, now + 100); // earlier: it must move now
+  step(now + 400);
+  t.same(fired.map(([s]) => s), [2], 'the one moved earlier fired at its new deadline; the other did not');
+  step(now + 2999);
+  t.same(fired.map(([s]) => s), [2], 'not before its later deadline');
+  step(now + 3100);
+  t.same(fired.map(([s]) => s), [2, 1]);
+  t.ok(fired[1][1] >= now + 3000 && fired[1][1] <= now + 3000 + 2 * TICK_MS, 'and within a tick or so of it');
+
+  // Disarmed slots stay linked; ticks pass with nothing armed; arming again must still fire on time.
+  w.arm(3, clock + 100);
+  w.disarm(3);
+  t.equal(w.armed, 0);
+  step(clock + 10_000);
+  const from = clock;
+  w.arm(3, from + 300);
+  step(from + 250);
+  t.equal(fired.length, 2, 'not early');
+  step(from + 500);
+  t.same(fired[2]?.[0], 3, 'fired on time, not a lap of the wheel later');
+  t.equal(w.armed, 0);
+
+  // Many requests' worth of arm/disarm on one slot: one firing, at the last deadline.
+  for (let i = 0; i < 1000; i++) {
+    w.arm(4, clock + 30_000);
+    w.disarm(4);
+    w.arm(4, clock + 200);
+  }
+  step(clock + 1000);
+  t.same(fired.slice(3).map(([s]) => s), [4]);
+});
