@@ -10,7 +10,6 @@ export const HPE = {
   /** What llhttp_execute() returns when on_message_complete "fails": our stop at a message's end. */
   CB_MESSAGE_COMPLETE: 18,
   PAUSED: 21,
-  PAUSED_UPGRADE: 22,
 } as const;
 
 /** llhttp_flags (parser->flags, uint16). */

@@ -951,8 +951,9 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, pars
     // that only says Connection: close loses its connection, not the client's.)
     const eof = rp.messageNeedsEof();
     if (eof) h.hf[c] |= H.CLOSE_AFTER;
-    // An upgrade request answered without 101 ends the client connection after it: simpler than
-    // resuming llhttp past its upgrade pause, and what the client must expect anyway.
+    // An upgrade request answered without 101 ends the client connection after it: the client may already
+    // have sent bytes of the protocol it asked for, which must not be read as a next request, and it must
+    // expect the close anyway.
     if (h.hf[c] & H.UPGRADING) h.hf[c] |= H.CLOSE_AFTER;
     // A response that comes before the request has been read whole (a backend refusing an upload early):
     // the rest of that body would be read as the next request, so the client connection ends here. And
