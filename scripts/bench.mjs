@@ -18,11 +18,12 @@
 // --repeat N runs the whole sequence N times (rounds, so drift hits every proxy alike) and prints medians
 // with the req/s range: on a small VM req/s of the same setup can vary by 2x between runs.
 //
-// For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up, then
-// `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and measures steady state:
-// V8 compiles the hot path in the first seconds, and about 8 s after start its memory reducer runs two
-// compacting GCs of the control thread's heap, which take the proxy's one CPU for several ms each (docs/
-// benchmarks.md, "Latency"). This script pins itself to the load side's CPU too, so that its own wake-ups
+// For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up (two wrk
+// runs, 7 s and 3 s), then `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and
+// measures steady state: V8 compiles the hot path in the first seconds, about 8 s after start its memory
+// reducer runs two compacting GCs of the control thread's heap, and the first close and reopen of the
+// connections after that recompiles the hot path once; each takes the proxy's one CPU for several ms to
+// tens of ms (docs/benchmarks.md, "Latency"). This script pins itself to the load side's CPU too, so that its own wake-ups
 // never take the proxy's. The proxy's CPU time (utime+stime of its process, all threads, from
 // /proc/PID/stat) is read just before and just after the measured run: CPU µs/request = CPU s * 1e6 / requests.
 // Needs the build (npx tsc -p .) and haproxy, nginx, wrk on PATH. Every process it starts is killed when it
@@ -288,8 +289,13 @@ async function benchOne(proxy, nginx, pin, dir) {
         continue;
       }
       const url = `http://${HOST}:${port}${resp.path}`;
-      if (warmupS > 0) {
-        const w = await runWrk(url, { durationS: warmupS, connections, cpu: pin.peers });
+      // The warm-up is two wrk runs (7 s and 3 s by default), so that the proxy sees its connections close
+      // and new ones open after V8 has optimized its hot path: the first time that happens, code compiled
+      // without ever seeing a close or an accept is thrown away and compiled again (tens of ms on its one
+      // CPU), which belongs to the warm-up, not to the measured run.
+      const warmups = warmupS >= 2 ? [warmupS - Math.floor(warmupS / 3), Math.floor(warmupS / 3)] : warmupS > 0 ? [warmupS] : [];
+      for (const d of warmups) {
+        const w = await runWrk(url, { durationS: d, connections, cpu: pin.peers });
         const we = describeErrors(w.errors);
         if (we) row.problems.push(`warm-up errors: ${we}`);
       }
