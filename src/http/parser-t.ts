@@ -9,7 +9,6 @@ export const HPE = {
   INTERNAL: 1,
   /** What llhttp_execute() returns when on_message_complete "fails": our stop at a message's end. */
   CB_MESSAGE_COMPLETE: 18,
-  PAUSED: 21,
 } as const;
 
 /** llhttp_flags (parser->flags, uint16). */
@@ -68,11 +67,11 @@ export const LAYOUTS: Layout[] = [
 ];
 
 /**
- * Offsets of the two callbacks we set in struct llhttp_settings_s: pointers 10 and 12 of the struct
+ * Offset of the one callback we set in struct llhttp_settings_s: pointer 12 of the struct
  * (on_message_begin, on_protocol, on_url, on_status, on_method, on_version, on_header_field,
  * on_header_value, on_chunk_extension_name, on_chunk_extension_value, on_headers_complete, on_body,
- * on_message_complete, ...). llhttp 9.x only appends to this struct, so these two do not move.
+ * on_message_complete, ...). llhttp 9.x only appends to this struct, so it does not move.
  */
 // `size` is what we allocate: llhttp_settings_init() zeroes sizeof(llhttp_settings_t), 200 bytes in 9.3, so 1 KiB
 // leaves room for the struct to grow in later 9.x releases without that memset running past our buffer.
-export const SETTINGS = { onHeadersComplete: 80, onMessageComplete: 96, size: 1024 } as const;
+export const SETTINGS = { onMessageComplete: 96, size: 1024 } as const;

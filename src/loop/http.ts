@@ -143,6 +143,7 @@ export class HttpState {
     this.idleGen = new Uint32Array(MAX_IDLE_BACKENDS);
     this.scratch = Buffer.allocUnsafeSlow(16384);
     this.reserve = backendReserve(capacity);
+    if (o.forwardedHeaders) this.requestOpts.forwarded = this.forwarded;
   }
 
   /** Frees what slot s holds here (parser, inbox, retry copy). Called by WorkerLoop.closeSlot(). */
@@ -584,10 +585,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   }
   const out = outbox(w, c);
   const o = h.requestOpts;
-  if (h.o.forwardedHeaders) {
-    h.forwarded.clientAddress = h.peerText[c]!;
-    o.forwarded = h.forwarded;
-  }
+  if (o.forwarded !== null) o.forwarded.clientAddress = h.peerText[c]!;
   o.upgrading = (hf & H.UPGRADING) !== 0;
   // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
   o.connection = p.httpMinor === 0 ? 'keep-alive' : null;

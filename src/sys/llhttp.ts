@@ -19,7 +19,6 @@ function bind() {
     // The same with both pointers as C addresses (numbers), for memory that never moves: the parser's
     // off-heap llhttp_t and a pool buffer. koffi converts numbers faster than it finds a Buffer's memory.
     executeAt: lib.func('int llhttp_execute(uintptr_t parser, uintptr_t data, uintptr_t len)'),
-    resume: lib.func('void llhttp_resume(void *parser)'),
     finish: lib.func('int llhttp_finish(void *parser)'),
     reset: lib.func('void llhttp_reset(void *parser)'),
     getErrno: lib.func('int llhttp_get_errno(void *parser)'),
