@@ -192,7 +192,6 @@ export type HeadOptions = {
   connection: 'close' | 'keep-alive' | null;
 };
 
-const CRLF = Buffer.from('\r\n');
 const CONNECTION_LINE = {
   close: Buffer.from('Connection: close\r\n'),
   'keep-alive': Buffer.from('Connection: keep-alive\r\n'),
@@ -208,28 +207,72 @@ function copy(src: Uint8Array, s: number, e: number, out: Uint8Array, n: number)
   return n + len;
 }
 
-// A view of the whole ArrayBuffer last copied within, for copyBytes.
-let slab: ArrayBufferLike | null = null;
+// The last pair of arrays copyBytes was given, whether they share an ArrayBuffer, and if so a view of all of
+// it. writeHead copies from one inbox to one outbox several times per head; a typed array's `buffer` getter
+// is a call into V8, so it is asked once per pair, or never when the caller knows (primeCopy).
+let lastSrc: Uint8Array | null = null;
+let lastOut: Uint8Array | null = null;
+let sameSlab = false;
 let slabView: Uint8Array = new Uint8Array(0);
+let slabBuffer: ArrayBufferLike = slabView.buffer;
+let srcOffset = 0;
+let outOffset = 0;
+
+/**
+ * Tells copyBytes what the caller knows of the next copies from src to out: `slab` is a view of all of the
+ * ArrayBuffer `buffer` that both live in, or null when they do not share one. The pool knows this of its
+ * buffers without asking V8 (BufferPool.sharedSlab).
+ */
+export function primeCopy(src: Uint8Array, out: Uint8Array, slab: Uint8Array | null, buffer: ArrayBufferLike | null): void {
+  lastSrc = src;
+  lastOut = out;
+  sameSlab = slab !== null;
+  if (slab !== null && buffer !== null) {
+    slabView = slab;
+    slabBuffer = buffer;
+    srcOffset = src.byteOffset;
+    outOffset = out.byteOffset;
+  }
+}
 
 /**
  * out.set(src.subarray(s, e), at) without the subarray (an allocation per call). Pool buffers are views
  * of shared slabs of 256 (pools.ts), so an inbox and an outbox are nearly always in the same one: then it
- * is one copyWithin on a view of the whole slab. A short span is copied byte by byte.
+ * is one copyWithin on a view of the whole slab. A whole array (the proxy's own lines) is set as it is, and
+ * a few bytes are copied one by one, which costs less than a call into V8's copy.
  */
 export function copyBytes(src: Uint8Array, s: number, e: number, out: Uint8Array, at: number): void {
   const len = e - s;
-  if (len <= 32) {
+  if (len <= 8) {
     for (let k = 0; k < len; k++) out[at + k] = src[s + k];
-  } else if (src.buffer === out.buffer) {
-    if (src.buffer !== slab) {
-      slab = src.buffer;
-      slabView = new Uint8Array(slab);
-    }
-    slabView.copyWithin(out.byteOffset + at, src.byteOffset + s, src.byteOffset + e);
-  } else {
-    out.set(src.subarray(s, e), at);
+    return;
   }
+  if (s === 0 && e === src.length) {
+    out.set(src, at);
+    return;
+  }
+  if (src !== lastSrc || out !== lastOut) {
+    const buffer = src.buffer;
+    sameSlab = buffer === out.buffer;
+    if (sameSlab && buffer !== slabBuffer) {
+      slabBuffer = buffer;
+      slabView = new Uint8Array(buffer);
+    }
+    srcOffset = src.byteOffset;
+    outOffset = out.byteOffset;
+    lastSrc = src;
+    lastOut = out;
+  }
+  if (sameSlab) slabView.copyWithin(outOffset + at, srcOffset + s, srcOffset + e);
+  else out.set(src.subarray(s, e), at);
+}
+
+/** Writes CR LF to out at n; returns the new n, or -1 when out is too small. */
+function crlf(out: Uint8Array, n: number): number {
+  if (n + 2 > out.length) return -1;
+  out[n] = CR;
+  out[n + 1] = LF;
+  return n + 2;
 }
 
 /** Writes the latin1 string `s` to out at n; returns the new n, or -1 when out is too small. */
@@ -329,8 +372,8 @@ export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: B
     }
     if (info.host >= 0) {
       if ((n = copy(buf, spans[info.host * 4 + 2], spans[info.host * 4 + 3], out, n)) < 0) return -1;
-      if ((n = copy(CRLF, 0, 2, out, n)) < 0) return -1;
+      if ((n = crlf(out, n)) < 0) return -1;
     }
   }
-  return copy(CRLF, 0, 2, out, n);
+  return crlf(out, n);
 }

@@ -112,6 +112,17 @@ export class HttpParser {
   /** Its C address: it never moves. */
   private readonly memAddr: number;
   private readonly L: Layout;
+  /**
+   * 16- and 32-bit views of `mem`, and the indexes into them of the wider fields the hot path reads: Buffer's
+   * readUInt16LE and readUInt32LE validate their offset on every call, these are plain element loads. Every
+   * such field is aligned to its size (parser-t.ts), and `mem` is an ArrayBuffer of its own.
+   */
+  private readonly m16: Uint16Array;
+  private readonly m32: Uint32Array;
+  private readonly iFlags: number;
+  private readonly iStatus: number;
+  private readonly iErrorPos: number;
+  private readonly iContentLength: number;
   private readonly fresh: Buffer;
   /** Bytes of the last execute() input that were parsed (up to the boundary or error it stopped at). */
   consumed = 0;
@@ -135,6 +146,12 @@ export class HttpParser {
     this.fresh = freshParser(type);
     this.mem = Buffer.allocUnsafeSlow(128);
     this.mem.set(this.fresh);
+    this.m16 = new Uint16Array(this.mem.buffer, this.mem.byteOffset, 64);
+    this.m32 = new Uint32Array(this.mem.buffer, this.mem.byteOffset, 32);
+    this.iFlags = this.L.flags >> 1;
+    this.iStatus = this.L.statusCode >> 1;
+    this.iErrorPos = this.L.errorPos >> 2;
+    this.iContentLength = this.L.contentLength >> 2;
     this.memAddr = Number(addressOf(this.mem));
   }
 
@@ -181,7 +198,7 @@ export class HttpParser {
       if (ev !== PEV.NEED_MORE && this.noBody) {
         // A response to HEAD ends with its head, whatever its framing fields say (RFC 9110 9.3.2). The
         // flag is what llhttp sets when told so by on_headers_complete; messageNeedsEof() reads it.
-        m.writeUInt16LE(m.readUInt16LE(this.L.flags) | HF.SKIPBODY, this.L.flags);
+        this.m16[this.iFlags] |= HF.SKIPBODY;
         this.done = true;
         return ev | PEV.MESSAGE;
       }
@@ -189,7 +206,7 @@ export class HttpParser {
     }
     // error_pos, read from llhttp_t (what llhttp_get_error_pos returns). Addresses on 64-bit Linux fit in
     // 47 bits, so the arithmetic is exact in a double.
-    const pos = m.readUInt32LE(this.L.errorPos) + m.readUInt32LE(this.L.errorPos + 4) * 2 ** 32;
+    const pos = this.m32[this.iErrorPos] + this.m32[this.iErrorPos + 1] * 2 ** 32;
     this.consumed = pos - (addr >= 0 ? addr : Number(addressOf(data)));
     if (r === HPE.CB_MESSAGE_COMPLETE && !this.inHead && this.consumed >= at) {
       this.done = true;
@@ -270,18 +287,18 @@ export class HttpParser {
     return this.mem[this.L.httpMinor];
   }
   get statusCode(): number {
-    return this.mem.readUInt16LE(this.L.statusCode);
+    return this.m16[this.iStatus];
   }
   /** llhttp_flags (HF.*) of the current message. */
   get flags(): number {
-    return this.mem.readUInt16LE(this.L.flags);
+    return this.m16[this.iFlags];
   }
   get upgrade(): boolean {
     return this.mem[this.L.upgrade] !== 0;
   }
   /** The Content-Length of the message (or, inside a chunk, what is left of it). */
   get contentLength(): number {
-    return this.mem.readUInt32LE(this.L.contentLength) + this.mem.readUInt32LE(this.L.contentLength + 4) * 2 ** 32;
+    return this.m32[this.iContentLength] + this.m32[this.iContentLength + 1] * 2 ** 32;
   }
   get chunked(): boolean {
     return (this.flags & HF.CHUNKED) !== 0;

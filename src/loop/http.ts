@@ -22,7 +22,7 @@
 // followed the response. Anything else is closed: a connection whose framing is in doubt is never reused.
 
 import { LEVEL } from '../log.js';
-import { copyBytes, HEAD_ERR, HeadInfo, type HeadOptions, requestHeadError, scanHead, writeHead } from '../http/head.js';
+import { copyBytes, HEAD_ERR, HeadInfo, type HeadOptions, primeCopy, requestHeadError, scanHead, writeHead } from '../http/head.js';
 import { HttpParser, PEV, versionOk } from '../http/parser.js';
 import { HF, METHOD, PARSER_TYPE } from '../http/parser-t.js';
 import { generated, type GeneratedStatus } from '../http/responses.js';
@@ -404,6 +404,13 @@ function appendOut(w: WorkerLoop, s: number, src: Uint8Array, from: number, to: 
   w.t.bufLen[s] += to - from;
 }
 
+/** The copies about to go from s's inbox to its outbox: tell copyBytes whether they share a slab (head.ts). */
+function primeInToOut(w: WorkerLoop, s: number, inb: Buffer, out: Buffer): void {
+  const i = w.http!.inb[s];
+  const slab = w.bufs.sharedSlab(i, w.t.buf[s]);
+  primeCopy(inb, out, slab, slab === null ? null : w.bufs.slabBuffer(i));
+}
+
 function outEmpty(w: WorkerLoop, s: number): boolean {
   return w.t.buf[s] < 0 && w.t.pipe[s] < 0;
 }
@@ -589,6 +596,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   o.upgrading = (hf & H.UPGRADING) !== 0;
   // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
   o.connection = p.httpMinor === 0 ? 'keep-alive' : null;
+  primeInToOut(w, c, buf, out);
   const n = writeHead(buf, 0, info, out, o);
   if (n < 0) return fail(w, c, 431, 'request head too large to forward');
   t.bufLen[c] = n;
@@ -964,6 +972,7 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, pars
   const o = h.responseOpts;
   o.upgrading = upgraded;
   o.connection = interim ? null : closeAfter ? 'close' : h.hf[c] & H.KA10 ? 'keep-alive' : null;
+  primeInToOut(w, b, buf, out);
   const n = writeHead(buf, 0, info, out, o);
   if (n < 0) {
     backendFailed(w, b, c, 'response head too large to relay');

@@ -14,6 +14,9 @@ import { CTR } from './types.js';
 export class BufferPool {
   readonly size: number;
   private readonly bufs: (Buffer | null)[] = [];
+  // Slab k holds buffers k*SLAB .. k*SLAB+SLAB-1: its whole allocation, and that allocation's ArrayBuffer.
+  private readonly slabs: Buffer[] = [];
+  private readonly slabBuffers: ArrayBuffer[] = [];
   private readonly stack: Int32Array;
   private top = 0; // stack[0..top) are free indices
   // Free indices whose pages may still be resident ("warm"); beyond keepIdle, trim() gives their pages back
@@ -57,6 +60,20 @@ export class BufferPool {
     return this.bufs[i] as Buffer;
   }
 
+  /**
+   * When buffers i and j are views of one allocation, that allocation (a view of all of its ArrayBuffer),
+   * else null; slabBuffer(i) is the ArrayBuffer. For http/head.ts's primeCopy: what V8 would be asked
+   * otherwise, through a typed array's `buffer` getter, the pool knows from the indices.
+   */
+  sharedSlab(i: number, j: number): Buffer | null {
+    const k = (i / SLAB) | 0;
+    return k === ((j / SLAB) | 0) ? this.slabs[k] : null;
+  }
+
+  slabBuffer(i: number): ArrayBuffer {
+    return this.slabBuffers[(i / SLAB) | 0];
+  }
+
   /** The C address of buffer i's first byte. */
   address(i: number): number {
     return this.addr[i];
@@ -98,6 +115,9 @@ export class BufferPool {
     const first = i - (i % SLAB);
     const n = Math.min(SLAB, this.bufs.length - first);
     const mem = Buffer.allocUnsafeSlow(n * this.size + this.page);
+    // allocUnsafeSlow: an ArrayBuffer of its own, which `mem` views from offset 0.
+    this.slabs[first / SLAB] = mem;
+    this.slabBuffers[first / SLAB] = mem.buffer as ArrayBuffer;
     const skew = Number(bufferAddress(mem) % BigInt(this.page));
     const base = skew === 0 ? 0 : this.page - skew;
     const start = Number(bufferAddress(mem)) + base;

@@ -1,7 +1,7 @@
 // Request heads as the proxy will forward them: fields found in llhttp-checked bytes, the Host rules,
 // hop-by-hop removal (RFC 9110 7.6.1) and X-Forwarded-* that a client cannot forge.
 import t, { type Test } from 'tap';
-import { copyBytes, HEAD_ERR, HeadInfo, MAX_FIELDS, requestHeadError, scanHead, writeHead } from '../../dist/http/head.js';
+import { copyBytes, HEAD_ERR, HeadInfo, MAX_FIELDS, primeCopy, requestHeadError, scanHead, writeHead } from '../../dist/http/head.js';
 import { HttpParser, PEV } from '../../dist/http/parser.js';
 import { PARSER_TYPE } from '../../dist/http/parser-t.js';
 
@@ -162,20 +162,44 @@ t.test('a 101 answering an upgrade keeps Upgrade', async (t) => {
 
 t.test('copyBytes copies the same bytes by each of its paths: short, within one slab, across buffers', async (t) => {
   const slab = new ArrayBuffer(1 << 16);
+  const whole = new Uint8Array(slab);
   const src = Buffer.from(slab, 0, 4096);
   const sameSlab = Buffer.from(slab, 8192, 4096);
   const elsewhere = Buffer.alloc(4096);
   for (let i = 0; i < src.length; i++) src[i] = (i * 7 + 3) & 0xff;
-  for (const len of [0, 1, 16, 17, 300, 4000]) {
-    for (const out of [sameSlab, elsewhere]) {
+  const check = (out: Buffer, s: number, n: number, at: number, what: string) => {
+    t.ok(out.subarray(at, at + n).equals(src.subarray(s, s + n)), what);
+    t.equal(out[at - 1], 0, `${what}: nothing before`);
+    t.equal(out[at + n], 0, `${what}: nothing after`);
+  };
+  for (const len of [0, 1, 8, 9, 16, 17, 300, 4000]) {
+    // Alternating the two outputs makes every copy a new pair for copyBytes' cache.
+    for (const out of [sameSlab, elsewhere, sameSlab, elsewhere]) {
       out.fill(0);
-      copyBytes(src, 50, 50 + Math.min(len, 4000), out, 20);
-      const n = Math.min(len, 4000);
-      t.ok(out.subarray(20, 20 + n).equals(src.subarray(50, 50 + n)), `${len} bytes ${out === sameSlab ? 'within the slab' : 'across'}`);
-      t.equal(out[19], 0, 'nothing before');
-      t.equal(out[20 + n], 0, 'nothing after');
+      copyBytes(src, 50, 50 + len, out, 20);
+      check(out, 50, len, 20, `${len} bytes ${out === sameSlab ? 'within the slab' : 'across'}`);
     }
   }
+  // The same pair twice in a row (the cache hit), then told by the caller (primeCopy), rightly each way.
+  sameSlab.fill(0);
+  copyBytes(src, 100, 400, sameSlab, 10);
+  copyBytes(src, 500, 700, sameSlab, 400);
+  check(sameSlab, 500, 200, 400, 'a second copy of the same pair');
+  primeCopy(src, sameSlab, whole, slab);
+  sameSlab.fill(0);
+  copyBytes(src, 60, 160, sameSlab, 30);
+  check(sameSlab, 60, 100, 30, 'primed: one slab');
+  primeCopy(src, elsewhere, null, null);
+  elsewhere.fill(0);
+  copyBytes(src, 60, 160, elsewhere, 30);
+  check(elsewhere, 60, 100, 30, 'primed: two buffers');
+  // A whole array (the proxy's own lines) is set as it is.
+  const line = Buffer.from('X-Forwarded-Proto: http\r\n');
+  elsewhere.fill(0);
+  copyBytes(line, 0, line.length, elsewhere, 5);
+  t.equal(elsewhere.toString('latin1', 5, 5 + line.length), line.toString('latin1'), 'a whole array');
+  t.equal(elsewhere[4], 0);
+  t.equal(elsewhere[5 + line.length], 0);
   t.equal(src[50], (50 * 7 + 3) & 0xff, 'the source is untouched');
 });
 

@@ -56,3 +56,21 @@ t.test('an exhausted pool says so', async (t) => {
   t.ok(pool.acquire() >= 0);
   t.equal(pool.acquire(), -1);
 });
+
+t.test('sharedSlab() names the allocation two buffers share, exactly when they share one', async (t) => {
+  const pool = new BufferPool(SIZE, 600, 4, new Float64Array(16));
+  const held: number[] = [];
+  for (let i = 0; i < 300; i++) held.push(pool.acquire()); // two slabs: indices 0-255 and 256-...
+  const a = held.find((i) => i < 256)!;
+  const b = held.find((i) => i < 256 && i !== a)!;
+  const c = held.find((i) => i >= 256)!;
+  const slab = pool.sharedSlab(a, b);
+  t.ok(slab, 'two buffers of the first slab share it');
+  t.equal(slab!.buffer, pool.get(a).buffer, 'the allocation behind both');
+  t.equal(slab!.buffer, pool.get(b).buffer);
+  t.equal(slab!.byteOffset, 0, 'viewed from its start, as copyWithin offsets need');
+  t.equal(pool.slabBuffer(a), pool.get(a).buffer);
+  t.equal(pool.sharedSlab(a, c), null, 'buffers of two slabs share none');
+  t.not(pool.get(a).buffer, pool.get(c).buffer);
+  for (const i of held) pool.release(i);
+});
