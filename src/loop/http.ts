@@ -399,16 +399,19 @@ function roomOut(w: WorkerLoop, s: number): number {
   return out.length - t.bufLen[s];
 }
 
-function appendOut(w: WorkerLoop, s: number, src: Uint8Array, from: number, to: number): void {
-  copyBytes(src, from, to, outbox(w, s), w.t.bufLen[s]);
+/** Copies inbox bytes src[from..to) (src is s's inbox) to the end of s's outbox. */
+function appendOut(w: WorkerLoop, s: number, src: Buffer, from: number, to: number): void {
+  const out = outbox(w, s);
+  primePoolCopy(w, w.http!.inb[s], w.t.buf[s]);
+  copyBytes(src, from, to, out, w.t.bufLen[s]);
   w.t.bufLen[s] += to - from;
 }
 
-/** The copies about to go from s's inbox to its outbox: tell copyBytes whether they share a slab (head.ts). */
-function primeInToOut(w: WorkerLoop, s: number, inb: Buffer, out: Buffer): void {
-  const i = w.http!.inb[s];
-  const slab = w.bufs.sharedSlab(i, w.t.buf[s]);
-  primeCopy(inb, out, slab, slab === null ? null : w.bufs.slabBuffer(i));
+/** The copies about to go from pool buffer i to pool buffer o: tell copyBytes where both are (head.ts). */
+function primePoolCopy(w: WorkerLoop, i: number, o: number): void {
+  const bufs = w.bufs;
+  const slab = bufs.sharedSlab(i, o);
+  primeCopy(bufs.get(i), bufs.slabOffset(i), bufs.get(o), bufs.slabOffset(o), slab, slab === null ? null : bufs.slabBuffer(i));
 }
 
 function outEmpty(w: WorkerLoop, s: number): boolean {
@@ -596,7 +599,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   o.upgrading = (hf & H.UPGRADING) !== 0;
   // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
   o.connection = p.httpMinor === 0 ? 'keep-alive' : null;
-  primeInToOut(w, c, buf, out);
+  primePoolCopy(w, h.inb[c], t.buf[c]);
   const n = writeHead(buf, 0, info, out, o);
   if (n < 0) return fail(w, c, 431, 'request head too large to forward');
   t.bufLen[c] = n;
@@ -608,6 +611,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
     // A pooled connection may have been closed by the backend a moment ago: keep the request to replay it
     // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure).
     const r = w.bufs.acquire();
+    primePoolCopy(w, t.buf[c], r);
     copyBytes(out, 0, n, w.bufs.get(r), 0);
     h.retry[c] = r;
     h.retryLen[c] = n;
@@ -972,7 +976,7 @@ function responseHead(w: WorkerLoop, b: number, c: number, headEnd: number, pars
   const o = h.responseOpts;
   o.upgrading = upgraded;
   o.connection = interim ? null : closeAfter ? 'close' : h.hf[c] & H.KA10 ? 'keep-alive' : null;
-  primeInToOut(w, b, buf, out);
+  primePoolCopy(w, h.inb[b], t.buf[b]);
   const n = writeHead(buf, 0, info, out, o);
   if (n < 0) {
     backendFailed(w, b, c, 'response head too large to relay');

@@ -26,6 +26,8 @@ export class BufferPool {
   private readonly cold: Uint8Array;
   // C address of each buffer (they never move), for llhttp's positions (HttpParser.execute).
   private readonly addr: Float64Array;
+  // Where each buffer starts in its slab's allocation (its byteOffset, known without asking V8).
+  private readonly offset: Float64Array;
   private readonly keepIdle: number;
   private readonly ctr: Float64Array;
   private readonly page: number;
@@ -36,6 +38,7 @@ export class BufferPool {
     this.size = size;
     this.stack = new Int32Array(max);
     this.addr = new Float64Array(max);
+    this.offset = new Float64Array(max);
     this.cold = new Uint8Array(max).fill(1); // nothing is resident until its slab is made and it is used
     this.keepIdle = keepIdle;
     this.ctr = ctr;
@@ -62,8 +65,9 @@ export class BufferPool {
 
   /**
    * When buffers i and j are views of one allocation, that allocation (a view of all of its ArrayBuffer),
-   * else null; slabBuffer(i) is the ArrayBuffer. For http/head.ts's primeCopy: what V8 would be asked
-   * otherwise, through a typed array's `buffer` getter, the pool knows from the indices.
+   * else null; slabBuffer(i) is the ArrayBuffer and slabOffset(i) where buffer i starts in it. For
+   * http/head.ts's primeCopy: what V8 would be asked otherwise, through a Buffer's `buffer` and
+   * `byteOffset` getters, the pool knows from the indices (docs/http.md, "Copies").
    */
   sharedSlab(i: number, j: number): Buffer | null {
     const k = (i / SLAB) | 0;
@@ -72,6 +76,10 @@ export class BufferPool {
 
   slabBuffer(i: number): ArrayBuffer {
     return this.slabBuffers[(i / SLAB) | 0];
+  }
+
+  slabOffset(i: number): number {
+    return this.offset[i];
   }
 
   /** The C address of buffer i's first byte. */
@@ -125,6 +133,7 @@ export class BufferPool {
       const j = first + k;
       this.bufs[j] = mem.subarray(base + k * this.size, base + (k + 1) * this.size);
       this.addr[j] = start + k * this.size;
+      this.offset[j] = base + k * this.size;
       // Other indices of the slab are free already (on the stack): their memory is untouched, i.e. cold.
       if (j !== i) this.cold[j] = 1;
     }

@@ -185,11 +185,11 @@ t.test('copyBytes copies the same bytes by each of its paths: short, within one 
   copyBytes(src, 100, 400, sameSlab, 10);
   copyBytes(src, 500, 700, sameSlab, 400);
   check(sameSlab, 500, 200, 400, 'a second copy of the same pair');
-  primeCopy(src, sameSlab, whole, slab);
+  primeCopy(src, src.byteOffset, sameSlab, sameSlab.byteOffset, whole, slab);
   sameSlab.fill(0);
   copyBytes(src, 60, 160, sameSlab, 30);
   check(sameSlab, 60, 100, 30, 'primed: one slab');
-  primeCopy(src, elsewhere, null, null);
+  primeCopy(src, 0, elsewhere, 0, null, null);
   elsewhere.fill(0);
   copyBytes(src, 60, 160, elsewhere, 30);
   check(elsewhere, 60, 100, 30, 'primed: two buffers');
