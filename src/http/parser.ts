@@ -20,6 +20,7 @@
 //
 // Thread model: one settings struct per thread (module state); a parser belongs to the thread that made it.
 
+import { lowMemory } from '../sys/index.js';
 import { addressOf, llhttp, messageStop } from '../sys/llhttp.js';
 import { CODES, ProxyError } from '../sys/errors.js';
 import { HF, HPE, LAYOUTS, type Layout, METHOD, PARSER_TYPE, SETTINGS } from './parser-t.js';
@@ -105,6 +106,29 @@ function crlfStep(k0: number, data: Uint8Array, from: number, to: number): numbe
   return k;
 }
 
+// Parsers' llhttp_t structs, carved 128 bytes at a time from memory below 2 GiB (lowMemory: the struct's
+// address goes to llhttp_execute on every call, and a small address is passed without an allocation), or
+// from the heap where there is none. Parsers are pooled and never freed, so neither is their memory.
+const ARENA = 64 * 1024;
+let arena: { bytes: Buffer; address: number } | null = null;
+let arenaUsed = ARENA;
+let noLowMemory = false;
+
+function parserMemory(): { mem: Buffer; address: number } {
+  if (arenaUsed === ARENA && !noLowMemory) {
+    arena = lowMemory(ARENA);
+    arenaUsed = 0;
+    if (arena === null) noLowMemory = true;
+  }
+  if (arena !== null && arenaUsed < ARENA) {
+    const at = arenaUsed;
+    arenaUsed += 128;
+    return { mem: arena.bytes.subarray(at, at + 128), address: arena.address + at };
+  }
+  const mem = Buffer.allocUnsafeSlow(128);
+  return { mem, address: Number(addressOf(mem)) };
+}
+
 export class HttpParser {
   readonly type: number;
   /** The llhttp_t itself: off-heap, it must not move while llhttp holds pointers into it. */
@@ -146,7 +170,9 @@ export class HttpParser {
     this.type = type;
     this.L = parserLayout();
     this.fresh = freshParser(type);
-    this.mem = Buffer.allocUnsafeSlow(128);
+    const place = parserMemory();
+    this.mem = place.mem;
+    this.memAddr = place.address;
     this.mem.set(this.fresh);
     this.fresh32 = new Uint32Array(this.fresh.buffer, this.fresh.byteOffset, 32);
     this.m16 = new Uint16Array(this.mem.buffer, this.mem.byteOffset, 64);
@@ -155,7 +181,6 @@ export class HttpParser {
     this.iStatus = this.L.statusCode >> 1;
     this.iErrorPos = this.L.errorPos >> 2;
     this.iContentLength = this.L.contentLength >> 2;
-    this.memAddr = Number(addressOf(this.mem));
   }
 
   /**

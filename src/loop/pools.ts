@@ -8,7 +8,7 @@
 //
 // Worker-only: nothing here is shared with other threads except the counters it updates.
 
-import { bufferAddress, close, createPipe, pageSize, releasePages } from '../sys/index.js';
+import { bufferAddress, close, createPipe, lowMemory, pageSize, releasePages } from '../sys/index.js';
 import { CTR } from './types.js';
 
 export class BufferPool {
@@ -122,13 +122,17 @@ export class BufferPool {
   private makeSlab(i: number): void {
     const first = i - (i % SLAB);
     const n = Math.min(SLAB, this.bufs.length - first);
-    const mem = Buffer.allocUnsafeSlow(n * this.size + this.page);
-    // allocUnsafeSlow: an ArrayBuffer of its own, which `mem` views from offset 0.
+    // Below 2 GiB where the platform allows (lowMemory: page-aligned, and the buffers' C addresses are
+    // small integers, which the hot calls pass without allocating); else from the heap, aligned by hand.
+    const low = lowMemory(n * this.size);
+    const mem = low !== null ? low.bytes : Buffer.allocUnsafeSlow(n * this.size + this.page);
+    // Either way an ArrayBuffer of its own, which `mem` views from offset 0.
     this.slabs[first / SLAB] = mem;
     this.slabBuffers[first / SLAB] = mem.buffer as ArrayBuffer;
-    const skew = Number(bufferAddress(mem) % BigInt(this.page));
+    const at = low !== null ? low.address : Number(bufferAddress(mem));
+    const skew = at % this.page;
     const base = skew === 0 ? 0 : this.page - skew;
-    const start = Number(bufferAddress(mem)) + base;
+    const start = at + base;
     for (let k = 0; k < n; k++) {
       const j = first + k;
       this.bufs[j] = mem.subarray(base + k * this.size, base + (k + 1) * this.size);
@@ -138,6 +142,7 @@ export class BufferPool {
       if (j !== i) this.cold[j] = 1;
     }
   }
+
 }
 
 /**

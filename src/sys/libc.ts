@@ -51,6 +51,8 @@ const c = {
   setrlimit: libc.func('int setrlimit(int resource, void *rlim)'),
   getpid: libc.func('int getpid()'),
   madvise: libc.func('int madvise(void *addr, uintptr_t len, int advice)'),
+  mmap: libc.func('void *mmap(void *addr, uintptr_t len, int prot, int flags, int fd, intptr_t off)'),
+  munmap: libc.func('int munmap(uintptr_t addr, uintptr_t len)'),
   sysconf: libc.func('long sysconf(int name)'),
 };
 
@@ -272,6 +274,44 @@ export function fcntlInt(fd: number, cmd: number, arg: number): number {
 export function releasePages(buf: Uint8Array): number {
   const r = c.madvise(buf, buf.length, MADV_DONTNEED) as number;
   return r === -1 ? -errno() : 0;
+}
+
+// mmap(2) for lowMemory(): PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT (x86-64 only).
+const PROT_RW = 0x3;
+const MAP_PRIVATE_ANON = 0x02 | 0x20;
+const MAP_32BIT = 0x40;
+/** Addresses below this are small integers (Smis) for V8 on 64-bit without pointer compression. */
+const SMI_LIMIT = 2 ** 31;
+// What this thread mapped with lowMemory(), for releaseLowMemory().
+const lowMaps: { address: number; len: number }[] = [];
+
+/**
+ * `len` bytes of zeroed memory below 2 GiB, as a Buffer and its C address, or null where that cannot be had
+ * (not x86-64, or that range used up). Its point is the address: the hot calls take C addresses as
+ * numbers (recvAt, sendAt, llhttp's executeAt), and V8 passes a number under 2^31 as a small integer but
+ * one above (any heap address) as a new heap object per call, 16 bytes of garbage each. Memory mapped here
+ * is never moved or freed by V8; releaseLowMemory() unmaps it when the thread is done with it.
+ */
+export function lowMemory(len: number): { bytes: Buffer; address: number } | null {
+  if (process.arch !== 'x64') return null;
+  const p = c.mmap(null, len, PROT_RW, MAP_PRIVATE_ANON | MAP_32BIT, -1, 0);
+  const address = Number(koffi.address(p));
+  if (address === 0 || address + len > SMI_LIMIT) {
+    // MAP_FAILED is (void *)-1, far above the limit; a mapping that came back too high is given back.
+    if (address + len <= 2 ** 53 && address !== 0) c.munmap(address, len);
+    return null;
+  }
+  lowMaps.push({ address, len });
+  return { bytes: Buffer.from(koffi.view(p, len)), address };
+}
+
+/**
+ * Unmaps everything lowMemory() gave this thread. Only once nothing will touch those Buffers again (the
+ * worker's loop has returned): a read after it is a segmentation fault, not an exception.
+ */
+export function releaseLowMemory(): void {
+  for (const m of lowMaps) c.munmap(m.address, m.len);
+  lowMaps.length = 0;
 }
 
 const SC_PAGESIZE = 30;

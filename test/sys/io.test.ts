@@ -4,7 +4,7 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { AF, MSG, SOCK, SPLICE_F } from '../../dist/sys/constants.js';
-import { bufferAddress, close, connect, errnoName, read, recvAt, send, sendAt, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
+import { bufferAddress, close, connect, errnoName, lowMemory, read, recvAt, releaseLowMemory, send, sendAt, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
 import { createPipe, pipeSize } from '../../dist/sys/setup.js';
 import { encodeSockaddr } from '../../dist/sys/sockaddr.js';
 
@@ -95,4 +95,33 @@ t.test('recvAt and sendAt take a C address: bytes land at, and leave from, that 
   await new Promise((r) => setTimeout(r, 50));
   t.equal(Buffer.concat(got).toString(), 'hello there', 'sent from offset 202');
   t.equal(errnoName(sendAt(-1, base, 1, MSG.NOSIGNAL)), 'EBADF', 'errors are -errno, as send()');
+});
+
+t.test('lowMemory: zeroed memory below 2 GiB on x86-64, where a real recv lands at its address', { skip: process.arch !== 'x64' && 'MAP_32BIT is x86-64 only' }, async (t) => {
+  const got = lowMemory(1 << 20);
+  if (got === null) throw new Error('no memory below 2 GiB on an x86-64 machine');
+  const { bytes, address } = got;
+  t.ok(address + bytes.length <= 2 ** 31, 'the whole range is below 2^31, so its addresses are small integers');
+  t.equal(address % 4096, 0, 'page-aligned');
+  t.equal(bytes.length, 1 << 20);
+  t.equal(Number(bufferAddress(bytes)), address, 'the Buffer views that very memory');
+  t.ok(bytes.every((b) => b === 0), 'zeroed');
+  const srv = net.createServer((s) => s.end('low and behold'));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => srv.close());
+  const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
+  const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
+  t.equal(connect(fd, sa, sa.length), 0);
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(recvAt(fd, address + 5000, 64), 14);
+  close(fd);
+  t.equal(bytes.toString('latin1', 5000, 5014), 'low and behold');
+  t.equal(bytes[4999], 0);
+  t.equal(bytes[5014], 0);
+  // Once released the memory is gone (touching `bytes` now would fault); new memory can be had again.
+  releaseLowMemory();
+  const again = lowMemory(4096);
+  t.ok(again !== null && again.address + 4096 <= 2 ** 31, 'mapped again after a release');
+  releaseLowMemory();
 });
