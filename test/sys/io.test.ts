@@ -1,6 +1,6 @@
 // The I/O bindings against the real kernel: writev over two Buffers, splice through a pipe between two
 // sockets, F_SETPIPE_SZ, and the -errno convention (EAGAIN as a value, not an exception).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { AF, MSG, SOCK, SPLICE_F } from '../../dist/sys/constants.js';
@@ -72,12 +72,9 @@ t.test('splice moves bytes socket -> pipe -> socket without them entering the pr
   for (const fd of [src, dst, fds[0], fds[1]]) close(fd);
 });
 
-t.test('recvAt and sendAt take a C address: bytes land at, and leave from, that offset of the buffer', async (t) => {
-  const got: Buffer[] = [];
-  const srv = net.createServer((s) => {
-    s.on('data', (d) => got.push(d));
-    s.write('from the peer');
-  });
+/** A loopback server running `onConn`, and a blocking socket of ours connected to it (closed at teardown). */
+async function connectedTo(t: Test, onConn: (s: net.Socket) => void): Promise<number> {
+  const srv = net.createServer(onConn);
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   t.teardown(() => srv.close());
@@ -85,6 +82,15 @@ t.test('recvAt and sendAt take a C address: bytes land at, and leave from, that 
   const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
   t.equal(connect(fd, sa, sa.length), 0);
   t.teardown(() => close(fd));
+  return fd;
+}
+
+t.test('recvAt and sendAt take a C address: bytes land at, and leave from, that offset of the buffer', async (t) => {
+  const got: Buffer[] = [];
+  const fd = await connectedTo(t, (s) => {
+    s.on('data', (d) => got.push(d));
+    s.write('from the peer');
+  });
   const mem = Buffer.allocUnsafeSlow(4096).fill(0x2e);
   const base = Number(bufferAddress(mem));
   await new Promise((r) => setTimeout(r, 50));
@@ -106,16 +112,9 @@ t.test('lowMemory: zeroed memory below 2 GiB on x86-64, where a real recv lands 
   t.equal(bytes.length, 1 << 20);
   t.equal(Number(bufferAddress(bytes)), address, 'the Buffer views that very memory');
   t.ok(bytes.every((b) => b === 0), 'zeroed');
-  const srv = net.createServer((s) => s.end('low and behold'));
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  t.teardown(() => srv.close());
-  const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
-  const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
-  t.equal(connect(fd, sa, sa.length), 0);
+  const fd = await connectedTo(t, (s) => s.end('low and behold'));
   await new Promise((r) => setTimeout(r, 50));
   t.equal(recvAt(fd, address + 5000, 64), 14);
-  close(fd);
   t.equal(bytes.toString('latin1', 5000, 5014), 'low and behold');
   t.equal(bytes[4999], 0);
   t.equal(bytes[5014], 0);
