@@ -4,6 +4,7 @@
 // wrk to CPU 1.
 //
 //   node scripts/bench.mjs [--mode tcp|http] [--duration N] [--warmup N] [--repeat N] [--only ffi-off,haproxy]
+//                          [--forwarded on|off]
 //                          [--json FILE]
 //   (npm run bench -- --duration 3)     BENCH_DURATION=N also sets the duration (default 10 s)
 //
@@ -81,6 +82,16 @@ if (mode !== 'tcp' && mode !== 'http') {
   process.exit(2);
 }
 const HTTP = mode === 'http';
+// HTTP mode: whether every proxy adds X-Forwarded-For, -Proto and -Host to the requests it forwards. On by
+// default, so that all do the same work: ffi-proxy adds them unless told not to, while HAProxy, nginx and
+// http-proxy add none unless configured to, and three more header lines cost the backend (one nginx, on
+// the load side's CPU) measurably. --forwarded off turns them off everywhere.
+const forwarded = argValue(argv, 'forwarded') ?? 'on';
+if (forwarded !== 'on' && forwarded !== 'off') {
+  process.stderr.write(`bench: --forwarded takes on or off (got ${forwarded})\n`);
+  process.exit(2);
+}
+const FORWARDED = forwarded === 'on';
 for (const [k, v] of [['duration', durationS], ['warmup', warmupS], ['connections', connections], ['repeat', repeat]]) {
   if (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1)) {
     process.stderr.write(`bench: --${k} must be a whole number${k === 'warmup' ? '' : ' >= 1'} (got ${v})\n`);
@@ -152,7 +163,7 @@ const HTTP_PROXIES = [
         cpu,
         process.execPath,
         [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'http',
-          '--workers', '1', '--log-level', 'warn'],
+          '--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])],
         { ready: /listening on/ },
       ),
   },
@@ -167,6 +178,9 @@ const HTTP_PROXIES = [
           global: ['nbthread 1', 'maxconn 4096'],
           mode: 'http',
           timeouts: { connect: '5s', client: '30s', server: '30s', 'http-request': '10s', 'http-keep-alive': '30s' },
+          frontend: FORWARDED
+            ? ['option forwardfor', 'http-request set-header X-Forwarded-Proto http', 'http-request set-header X-Forwarded-Host %[req.hdr(host)]']
+            : [],
           port,
           backendPort,
         }),
@@ -176,14 +190,14 @@ const HTTP_PROXIES = [
   {
     id: 'nginx-proxy',
     label: 'nginx proxy_pass, 1 worker',
-    start: (port, backendPort, cpu, dir) => startNginxProxy(dir, { cpu, port, backendPort }),
+    start: (port, backendPort, cpu, dir) => startNginxProxy(dir, { cpu, port, backendPort, forwarded: FORWARDED }),
   },
   {
     id: 'node-http-proxy',
     label: 'node http-proxy (npm)',
     banner: true,
     start: (port, backendPort, cpu) =>
-      startPinned('node-http-proxy', cpu, process.execPath, [NODE_HTTP, String(port), String(backendPort)], {
+      startPinned('node-http-proxy', cpu, process.execPath, [NODE_HTTP, String(port), String(backendPort), HOST, FORWARDED ? 'xfwd' : ''], {
         ready: /listening on/,
       }),
   },
@@ -525,7 +539,7 @@ const meta = {
   pinning: { proxy: `CPU ${pin.proxy}`, nginxAndWrk: `CPU ${pin.peers}` },
   clkTck: clockTicks(),
   versions: versions(),
-  ...(HTTP ? { mode } : {}),
+  ...(HTTP ? { mode, forwarded } : {}),
 };
 process.stderr.write(
   `bench: ${HTTP ? 'HTTP mode: ' : ''}${selected.map((p) => p.id).join(', ')}; /small and /big; ${warmupS} s warm-up + ${durationS} s each, ` +
@@ -557,7 +571,8 @@ if (HTTP) {
   console.log(
     `HTTP mode; ${repeat > 1 ? `median of ${repeat} rounds; ` : ''}wrk -t1 -c${connections} -d${durationS}s --latency (keep-alive) after a ${warmupS} s warm-up; ` +
       `proxy pinned to CPU ${pin.proxy}, nginx+wrk to CPU ${pin.peers}; CPU µs/req from utime+stime in /proc of the proxy's process ` +
-      `and its children (nginx-proxy: master + worker) (CLK_TCK ${meta.clkTck})`,
+      `and its children (nginx-proxy: master + worker) (CLK_TCK ${meta.clkTck}); ` +
+      `X-Forwarded-For/-Proto/-Host ${FORWARDED ? 'added by every proxy' : 'added by none'} (--forwarded ${forwarded})`,
   );
   console.log(
     'rps/hap, cpu/hap: ratio to haproxy-http on the same response; rps/node, rps/nginx: ffi-http over node-http-proxy, ' +

@@ -1,21 +1,22 @@
 // A Node HTTP reverse proxy built on the `http-proxy` package, the Node baseline for
 // `scripts/bench.mjs --mode http`:
-//   node scripts/node-http-proxy.mjs LISTEN_PORT BACKEND_PORT [HOST]
+//   node scripts/node-http-proxy.mjs LISTEN_PORT BACKEND_PORT [HOST] [xfwd]
 // Every request goes to http://HOST:BACKEND_PORT through one keep-alive agent (maxSockets 64, the bench's
-// connection count). A backend error answers 502 if no response head was sent yet, else drops that client
+// connection count); with `xfwd`, http-proxy adds X-Forwarded-For, -Port, -Proto and -Host. A backend
+// error answers 502 if no response head was sent yet, else drops that client
 // connection; nothing crashes the process. Prints one line when listening. SIGINT/SIGTERM stop it.
 
 import http from 'node:http';
 import httpProxy from 'http-proxy';
 
-const [listenPort, backendPort, host = '127.0.0.1'] = process.argv.slice(2);
+const [listenPort, backendPort, host = '127.0.0.1', xfwd = ''] = process.argv.slice(2);
 if (!Number(listenPort) || !Number(backendPort)) {
-  process.stderr.write('usage: node scripts/node-http-proxy.mjs LISTEN_PORT BACKEND_PORT [HOST]\n');
+  process.stderr.write('usage: node scripts/node-http-proxy.mjs LISTEN_PORT BACKEND_PORT [HOST] [xfwd]\n');
   process.exit(2);
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const proxy = httpProxy.createProxyServer({ target: `http://${host}:${backendPort}`, agent });
+const proxy = httpProxy.createProxyServer({ target: `http://${host}:${backendPort}`, agent, xfwd: xfwd === 'xfwd' });
 
 let errors = 0;
 proxy.on('error', (err, req, res) => {

@@ -364,7 +364,7 @@ http {
  * hold thousands of idle clients. Resolves once the process is started; nothing is checked through it here
  * (the caller waits for the port and checks).
  */
-export async function startNginxProxy(parentDir, { cpu, port, backendPort, workerConnections = 4096, keepaliveTimeoutS = 300 }) {
+export async function startNginxProxy(parentDir, { cpu, port, backendPort, workerConnections = 4096, keepaliveTimeoutS = 300, forwarded = false }) {
   port ??= await freePort();
   const dir = join(parentDir, `nginx-proxy-${port}`);
   mkdirSync(dir, { recursive: true });
@@ -403,7 +403,10 @@ http {
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection "";${forwarded ? `
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;` : ''}
         }
     }
 }
