@@ -139,7 +139,7 @@ export class HttpParser {
   /**
    * 16- and 32-bit views of `mem`, and the indexes into them of the wider fields the hot path reads: Buffer's
    * readUInt16LE and readUInt32LE validate their offset on every call, these are plain element loads. Every
-   * such field is aligned to its size (parser-t.ts), and `mem` is an ArrayBuffer of its own.
+   * such field is aligned to its size (parser-t.ts), and `mem` starts on a 128-byte boundary of its memory.
    */
   private readonly m16: Uint16Array;
   private readonly m32: Uint32Array;

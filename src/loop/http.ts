@@ -609,12 +609,15 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   if (b < 0) return false; // fail() answered already
   if (h.hf[b] & H.POOLED && ev & PEV.MESSAGE && IDEMPOTENT.has(p.method)) {
     // A pooled connection may have been closed by the backend a moment ago: keep the request to replay it
-    // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure).
+    // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure). With
+    // every buffer of the pool in use there is no copy, and such a request is answered 502 instead.
     const r = w.bufs.acquire();
-    primePoolCopy(w, t.buf[c], r);
-    copyBytes(out, 0, n, w.bufs.get(r), 0);
-    h.retry[c] = r;
-    h.retryLen[c] = n;
+    if (r >= 0) {
+      primePoolCopy(w, t.buf[c], r);
+      copyBytes(out, 0, n, w.bufs.get(r), 0);
+      h.retry[c] = r;
+      h.retryLen[c] = n;
+    }
   }
   if (ev & PEV.MESSAGE || ev & PEV.UPGRADE) requestDone(w, c);
   else {
