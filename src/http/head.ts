@@ -207,42 +207,37 @@ function copy(src: Uint8Array, s: number, e: number, out: Uint8Array, n: number)
   return n + len;
 }
 
+// The typed array methods, called through .call: V8's background compiler does not resolve a method on a
+// typed array's prototype chain, and each `x.copyWithin(...)` then costs a generic property lookup.
+const SET = Uint8Array.prototype.set;
+const COPY_WITHIN = Uint8Array.prototype.copyWithin;
+
 // The last pair of arrays copyBytes was given, whether they share an ArrayBuffer, and if so a view of all of
 // it and where each array starts in it. writeHead copies from one inbox to one outbox several times per
 // head. A Buffer's `buffer` and `byteOffset` getters cost a call into V8 each, and in code that V8 compiled
 // on its background thread `byteOffset` is not inlined at all (about 11 ns, against 3 when it is). So they
 // are asked once per pair, and never when the caller knows the answers (primeCopy).
-// The typed array methods, called through .call: V8's background compiler does not resolve a method on a
-// typed array's prototype chain, and each `x.copyWithin(...)` then costs a generic property lookup.
-const SET = Uint8Array.prototype.set;
-const COPY_WITHIN = Uint8Array.prototype.copyWithin;
 let lastSrc: Uint8Array | null = null;
 let lastOut: Uint8Array | null = null;
 let sameSlab = false;
 let slabView: Uint8Array = new Uint8Array(0);
-let slabBuffer: ArrayBufferLike = slabView.buffer;
+// The ArrayBuffer slabView was made for by copyBytes itself; null after primeCopy, whose view it did not make.
+let slabBuffer: ArrayBufferLike | null = null;
 let srcOffset = 0;
 let outOffset = 0;
 
 /**
  * Tells copyBytes what the caller knows of the next copies from src to out: `slab` is a view of all of the
- * ArrayBuffer `buffer` that both live in, src starting at `srcAt` in it and out at `outAt`; or `slab` is null
- * when they do not share one. The pool knows all this of its buffers (BufferPool.sharedSlab).
+ * ArrayBuffer that both live in, src starting at `srcAt` in it and out at `outAt`; or `slab` is null when
+ * they do not share one. The pool knows all this of its buffers (BufferPool.sharedSlab).
  */
-export function primeCopy(
-  src: Uint8Array,
-  srcAt: number,
-  out: Uint8Array,
-  outAt: number,
-  slab: Uint8Array | null,
-  buffer: ArrayBufferLike | null,
-): void {
+export function primeCopy(src: Uint8Array, srcAt: number, out: Uint8Array, outAt: number, slab: Uint8Array | null): void {
   lastSrc = src;
   lastOut = out;
-  sameSlab = slab !== null && buffer !== null;
-  if (slab !== null && buffer !== null) {
+  sameSlab = slab !== null;
+  if (slab !== null) {
     slabView = slab;
-    slabBuffer = buffer;
+    slabBuffer = null;
     srcOffset = srcAt;
     outOffset = outAt;
   }

@@ -410,8 +410,7 @@ function appendOut(w: WorkerLoop, s: number, src: Buffer, from: number, to: numb
 /** The copies about to go from pool buffer i to pool buffer o: tell copyBytes where both are (head.ts). */
 function primePoolCopy(w: WorkerLoop, i: number, o: number): void {
   const bufs = w.bufs;
-  const slab = bufs.sharedSlab(i, o);
-  primeCopy(bufs.get(i), bufs.slabOffset(i), bufs.get(o), bufs.slabOffset(o), slab, slab === null ? null : bufs.slabBuffer(i));
+  primeCopy(bufs.get(i), bufs.slabOffset(i), bufs.get(o), bufs.slabOffset(o), bufs.sharedSlab(i, o));
 }
 
 function outEmpty(w: WorkerLoop, s: number): boolean {

@@ -14,9 +14,8 @@ import { CTR } from './types.js';
 export class BufferPool {
   readonly size: number;
   private readonly bufs: (Buffer | null)[] = [];
-  // Slab k holds buffers k*SLAB .. k*SLAB+SLAB-1: its whole allocation, and that allocation's ArrayBuffer.
+  // Slab k holds buffers k*SLAB .. k*SLAB+SLAB-1: its whole allocation, viewed from offset 0.
   private readonly slabs: Buffer[] = [];
-  private readonly slabBuffers: ArrayBuffer[] = [];
   private readonly stack: Int32Array;
   private top = 0; // stack[0..top) are free indices
   // Free indices whose pages may still be resident ("warm"); beyond keepIdle, trim() gives their pages back
@@ -65,17 +64,13 @@ export class BufferPool {
 
   /**
    * When buffers i and j are views of one allocation, that allocation (a view of all of its ArrayBuffer),
-   * else null; slabBuffer(i) is the ArrayBuffer and slabOffset(i) where buffer i starts in it. For
+   * else null; slabOffset(i) is where buffer i starts in it. For
    * http/head.ts's primeCopy: what V8 would be asked otherwise, through a Buffer's `buffer` and
    * `byteOffset` getters, the pool knows from the indices (docs/http.md, "Copies").
    */
   sharedSlab(i: number, j: number): Buffer | null {
     const k = (i / SLAB) | 0;
     return k === ((j / SLAB) | 0) ? this.slabs[k] : null;
-  }
-
-  slabBuffer(i: number): ArrayBuffer {
-    return this.slabBuffers[(i / SLAB) | 0];
   }
 
   slabOffset(i: number): number {
@@ -128,7 +123,6 @@ export class BufferPool {
     const mem = low !== null ? low.bytes : Buffer.allocUnsafeSlow(n * this.size + this.page);
     // Either way an ArrayBuffer of its own, which `mem` views from offset 0.
     this.slabs[first / SLAB] = mem;
-    this.slabBuffers[first / SLAB] = mem.buffer as ArrayBuffer;
     const at = low !== null ? low.address : Number(bufferAddress(mem));
     const skew = at % this.page;
     const base = skew === 0 ? 0 : this.page - skew;
@@ -142,7 +136,6 @@ export class BufferPool {
       if (j !== i) this.cold[j] = 1;
     }
   }
-
 }
 
 /**

@@ -296,9 +296,10 @@ export function lowMemory(len: number): { bytes: Buffer; address: number } | nul
   if (process.arch !== 'x64') return null;
   const p = c.mmap(null, len, PROT_RW, MAP_PRIVATE_ANON | MAP_32BIT, -1, 0);
   const address = Number(koffi.address(p));
-  if (address === 0 || address + len > SMI_LIMIT) {
-    // MAP_FAILED is (void *)-1, far above the limit; a mapping that came back too high is given back.
-    if (address + len <= 2 ** 53 && address !== 0) c.munmap(address, len);
+  if (address + len > SMI_LIMIT) {
+    // MAP_FAILED is (void *)-1, beyond what a double holds exactly; a real mapping that came back too high
+    // (MAP_32BIT not honoured) is given back.
+    if (address < 2 ** 53) c.munmap(address, len);
     return null;
   }
   lowMaps.push({ address, len });

@@ -185,11 +185,18 @@ t.test('copyBytes copies the same bytes by each of its paths: short, within one 
   copyBytes(src, 100, 400, sameSlab, 10);
   copyBytes(src, 500, 700, sameSlab, 400);
   check(sameSlab, 500, 200, 400, 'a second copy of the same pair');
-  primeCopy(src, src.byteOffset, sameSlab, sameSlab.byteOffset, whole, slab);
+  primeCopy(src, src.byteOffset, sameSlab, sameSlab.byteOffset, whole);
   sameSlab.fill(0);
   copyBytes(src, 60, 160, sameSlab, 30);
   check(sameSlab, 60, 100, 30, 'primed: one slab');
-  primeCopy(src, 0, elsewhere, 0, null, null);
+  // After a primed view, an unprimed pair in another ArrayBuffer gets a view of its own buffer.
+  const other = new ArrayBuffer(1 << 14);
+  const otherSrc = Buffer.from(other, 0, 4096);
+  const otherOut = Buffer.from(other, 8192, 4096);
+  otherSrc.set(src);
+  copyBytes(otherSrc, 70, 170, otherOut, 40);
+  check(otherOut, 70, 100, 40, 'unprimed, after a primed slab: its own buffer');
+  primeCopy(src, 0, elsewhere, 0, null);
   elsewhere.fill(0);
   copyBytes(src, 60, 160, elsewhere, 30);
   check(elsewhere, 60, 100, 30, 'primed: two buffers');

@@ -69,7 +69,7 @@ t.test('sharedSlab() names the allocation two buffers share, exactly when they s
   t.equal(slab!.buffer, pool.get(a).buffer, 'the allocation behind both');
   t.equal(slab!.buffer, pool.get(b).buffer);
   t.equal(slab!.byteOffset, 0, 'viewed from its start, as copyWithin offsets need');
-  t.equal(pool.slabBuffer(a), pool.get(a).buffer);
+  t.equal(pool.sharedSlab(a, a)!.buffer, pool.get(a).buffer, 'a buffer shares its own slab');
   for (const i of [a, b, c]) t.equal(pool.slabOffset(i), pool.get(i).byteOffset, `buffer ${i}'s place in its slab`);
   t.equal(pool.sharedSlab(a, c), null, 'buffers of two slabs share none');
   t.not(pool.get(a).buffer, pool.get(c).buffer);
