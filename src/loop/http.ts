@@ -608,8 +608,10 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   if (b < 0) return false; // fail() answered already
   if (h.hf[b] & H.POOLED && ev & PEV.MESSAGE && IDEMPOTENT.has(p.method)) {
     // A pooled connection may have been closed by the backend a moment ago: keep the request to replay it
-    // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure). With
-    // every buffer of the pool in use there is no copy, and such a request is answered 502 instead.
+    // once on a new connection if so (nginx's proxy_next_upstream, HAProxy's retry-on conn-failure). The
+    // copy is a third buffer for c only while b holds none (it goes at b's first response byte), so the
+    // pool, two buffers per slot, is never used up here (invariant 5); the check is a guard, and without a
+    // copy a pooled connection found closed is answered 502.
     const r = w.bufs.acquire();
     if (r >= 0) {
       primePoolCopy(w, t.buf[c], r);
@@ -1116,6 +1118,7 @@ function linger(w: WorkerLoop, c: number): void {
   const t = w.t;
   const h = w.http!;
   dropInbox(w, c);
+  dropRetryCopy(h, c, w.bufs); // the request was answered: nothing is left to replay
   shutdown(t.fd[c], SHUT.WR);
   t.state[c] = ST.H_LINGER;
   w.timers.arm(c, w.now + h.o.headerTimeoutMs);

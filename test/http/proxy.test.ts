@@ -690,6 +690,23 @@ t.test('a POST on a pooled connection that turned out closed is not retried: 502
   t.equal(be.requests.filter((q) => q.url === '/not-idempotent').length, 1, 'sent once only');
 });
 
+t.test('a request answered 504 on a pooled connection keeps no copy of itself while the client lingers', async (t) => {
+  // The copy kept for a replay is a buffer of the pool (invariant 5 in docs/architecture.md): once the request
+  // is answered it must go back, not stay with the client for as long as the proxy waits for its close.
+  const be = await recordingBackend();
+  t.teardown(() => be.close());
+  be.setHandler((req) => (req.url === '/never' ? { action: 'never' } : { status: 200, body: 'ok' }));
+  const proxy = await proxyFor(t, be.port, { backendTimeoutMs: 300, headerTimeoutMs: 10000 });
+  const c = await client(t, proxy.port);
+  c.send(get('/first'));
+  await c.responses(1); // the backend connection is pooled now, and /never goes over it
+  c.send(get('/never'));
+  const rs = await c.responses(2, 5000);
+  t.equal(rs[1].status, 504);
+  await waitFor(() => proxy.stats().buffers === 0, 'every buffer back in the pool', 3000);
+  t.equal(proxy.stats().active, 1, 'while the client, answered, is still held open');
+});
+
 // ---- 16. the backend never gets more than the client was answered for --------------------------------
 
 t.test('a body that holds a request is a body; the backend sees only declared requests', async (t) => {
