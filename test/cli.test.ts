@@ -2,10 +2,10 @@
 // demo backend when no --backend is given, and a drain on SIGTERM.
 import t from 'tap';
 import { once } from 'node:events';
-import { get } from 'node:http';
+import http, { get } from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { closed, connect, deadPort, echoServer, peerDone, readBytes, runCli, startCli, waitFor } from './helpers/net.js';
+import { closed, connect, deadPort, echoServer, peerDone, readBytes, readResponse, runCli, startCli, waitFor } from './helpers/net.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
@@ -185,4 +185,30 @@ t.test('a flood of one kind of error is rate-limited in the log, and every line 
   };
   await waitFor(() => counted().n === N, `${N} refusals accounted for in the log`, 5000);
   t.ok(counted().lines < N / 3, `a few lines for ${N} failures (${counted().lines})`);
+});
+
+t.test('log levels: a client error is info, a backend failure is warn', async (t) => {
+  // At --log-level warn an operator sees what the backend does wrong, not every client that sends what the
+  // proxy does not support (501) or a malformed request (400): those are the client's to fix.
+  const backend = http.createServer((_req, res) => res.end('ok'));
+  backend.listen(0, '127.0.0.1');
+  await once(backend, 'listening');
+  const { port: bport } = backend.address() as net.AddressInfo;
+  const run = await startCli(['--mode', 'http', '--backend', `127.0.0.1:${bport}`, '--workers', '1', '--log-level', 'warn']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  const ask = async (head: string): Promise<string> => {
+    const c = await connect(run.port);
+    c.write(head);
+    const { raw } = await readResponse(c);
+    c.destroy();
+    return raw.split('\r\n')[0];
+  };
+  t.equal(await ask('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'), 'HTTP/1.1 501 Not Implemented');
+  t.equal(await ask('GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+  backend.close();
+  backend.closeAllConnections();
+  await once(backend, 'close');
+  t.equal(await ask('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 502 Bad Gateway');
+  await waitFor(() => /warn: 502: /.test(run.stderr()), 'the 502 logged at warn', 5000);
+  t.notMatch(run.stderr(), /: (501|400): /, 'neither client error is logged at warn');
 });

@@ -1096,7 +1096,9 @@ function fail(w: WorkerLoop, c: number, status: GeneratedStatus, why: string): f
     t.peer[c] = -1;
     w.closeSlot(b);
   }
-  w.log.limited(status >= 500 ? LEVEL.warn : LEVEL.info, `http${status}`, `${status}: ${why}`);
+  // The client's errors (4xx, and 501 for what it asked that the proxy does not do) are info; the backend's
+  // and the proxy's own (502, 503, 504) are warn, what an operator at --log-level warn must see.
+  w.log.limited(status >= 502 ? LEVEL.warn : LEVEL.info, `http${status}`, `${status}: ${why}`);
   if (h.hf[c] & H.HEAD_OUT) {
     closeClient(w, c, `after part of a response: ${why}`);
     return false;
