@@ -17,7 +17,9 @@
 // (nginx's master and worker).
 //
 // --repeat N runs the whole sequence N times (rounds, so drift hits every proxy alike) and prints medians
-// with the req/s range: on a small VM req/s of the same setup can vary by 2x between runs.
+// with the req/s range: on a small VM req/s of the same setup can vary by 2x between runs. It then sets
+// each ffi-proxy row against HAProxy round by round: the req/s ratios and their median, and in how many
+// rounds req/s, CPU per request and p99 were on HAProxy's side of the target.
 //
 // For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up (two wrk
 // runs, 7 s and 3 s), then `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and
@@ -506,6 +508,35 @@ function httpTable(rows) {
   return layout(head, lines);
 }
 
+/**
+ * With --repeat, each ffi-proxy row against HAProxy round by round (both ran within minutes of each other in
+ * a round, so the VM's drift hits the pair alike): in how many rounds its req/s was at least HAProxy's,
+ * its CPU per request at most HAProxy's and its p99 at most HAProxy's, and the median of the per-round
+ * req/s ratios. Medians of each proxy alone can differ from that when the rounds swing.
+ */
+function pairedLines(runs) {
+  const hapId = HTTP ? 'haproxy-http' : 'haproxy';
+  const out = [];
+  for (const resp of RESPONSES.map((r) => r.id)) {
+    const hap = new Map(runs.filter((r) => r.proxy === hapId && r.response === resp && typeof r.rps === 'number').map((r) => [r.round, r]));
+    for (const id of [...new Set(runs.filter((r) => r.proxy.startsWith('ffi-')).map((r) => r.proxy))]) {
+      const pairs = runs
+        .filter((r) => r.proxy === id && r.response === resp && typeof r.rps === 'number' && hap.has(r.round))
+        .map((r) => [r, hap.get(r.round)]);
+      if (pairs.length < 2) continue;
+      const n = pairs.length;
+      const count = (f) => pairs.filter(([a, b]) => f(a, b)).length;
+      out.push(
+        `${id} ${resp} vs ${hapId}, round by round: req/s ${pairs.map(([a, b]) => fmt(a.rps / b.rps, 2)).join(' ')} ` +
+          `(median ${fmt(median(pairs.map(([a, b]) => a.rps / b.rps)), 2)}; at least HAProxy's in ${count((a, b) => a.rps >= b.rps)} of ${n}), ` +
+          `CPU/req at most HAProxy's in ${count((a, b) => a.cpuUsPerReq <= b.cpuUsPerReq)} of ${n}, ` +
+          `p99 ${pairs.map(([a, b]) => `${fmtMs(a.p99ms)}/${fmtMs(b.p99ms)}`).join(' ')} (at most HAProxy's in ${count((a, b) => a.p99ms <= b.p99ms)} of ${n})`,
+      );
+    }
+  }
+  return out;
+}
+
 function layout(head, lines) {
   const widths = head.map((_, i) => Math.max(...lines.map((l) => String(l[i]).length)));
   const right = new Set(head.map((_, i) => i).filter((i) => i >= 2 && i < head.length - 1));
@@ -586,6 +617,10 @@ if (HTTP) {
   console.log('rps/hap, cpu/hap: ratio to HAProxy on the same response; rps/pipe: ffi-proxy over the Node pipe proxy; CPU1%: nginx+wrk CPU busy\n');
 }
 console.log(table(rows));
+if (repeat > 1) {
+  const paired = pairedLines(runs);
+  if (paired.length) console.log(`\n${paired.join('\n')}`);
+}
 const problems = rows.filter((r) => r.problems.length);
 const unavailable = [...new Map(rows.filter((r) => r.unavailable).map((r) => [r.proxy, r.unavailable])).entries()];
 if (problems.length) {
