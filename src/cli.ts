@@ -63,12 +63,12 @@ const argv = await yargs(hideBin(process.argv))
   .option('idle-timeout', {
     type: 'number',
     default: DEFAULTS.idleTimeoutMs / 1000,
-    describe: 'http: seconds a kept-alive client may stay silent before it is closed',
+    describe: 'http: seconds a kept-alive client may stay silent before it is closed; also the longest pause in a request body, else 408',
   })
   .option('backend-timeout', {
     type: 'number',
     default: DEFAULTS.backendTimeoutMs / 1000,
-    describe: 'http: seconds the backend may take to start answering, else 504',
+    describe: 'http: seconds the backend may take to start answering, else 504; then the longest a response may stall (backend silent, or client not reading) before the client is cut off',
   })
   .option('max-header-size', {
     type: 'number',

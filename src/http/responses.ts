@@ -8,7 +8,7 @@
 
 export const GENERATED = {
   400: ['Bad Request', 'the request was malformed or ambiguous'],
-  408: ['Request Timeout', 'the request head did not arrive in time'],
+  408: ['Request Timeout', 'the request did not arrive in time'],
   413: ['Content Too Large', 'the request body is over the limit'],
   431: ['Request Header Fields Too Large', 'the request head is over the limit'],
   501: ['Not Implemented', 'the transfer coding is not supported'],

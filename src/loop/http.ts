@@ -308,7 +308,11 @@ export function onDrain(w: WorkerLoop): void {
   h.idleCount = 0;
 }
 
-/** A deadline passed: 408 for a head too slow, 504 for a backend too slow, close for a lingering client. */
+/**
+ * A deadline passed: 408 for a head too slow or a body stalled, 504 for a backend too slow to answer or to
+ * go on (a cut-off once the client has part of the response), close for a lingering client or one that
+ * stopped reading.
+ */
 export function onTimer(w: WorkerLoop, s: number): void {
   const t = w.t;
   const h = w.http!;
@@ -323,9 +327,17 @@ export function onTimer(w: WorkerLoop, s: number): void {
       // http-ignore-probes and nginx's keepalive_timeout do; a partial head: 408.
       if (h.ilen[s] === 0) closeClient(w, s, null);
       else fail(w, s, 408, `request head not complete within ${h.o.headerTimeoutMs} ms`);
+    } else if (t.state[s] === ST.H_BODY) {
+      // Nothing of the body for idle-timeout (nginx's client_body_timeout, HAProxy's timeout client), or
+      // the backend took none of it that long (the outbox is still full).
+      if (outEmpty(w, s)) fail(w, s, 408, `request body: nothing for ${h.o.idleTimeoutMs} ms`);
+      else fail(w, s, 504, `backend ${w.backendText} took none of the request body for ${h.o.idleTimeoutMs} ms`);
     }
   } else if (t.kind[s] === KIND.BACKEND && t.state[s] === ST.PROXYING && t.peer[s] >= 0) {
-    fail(w, t.peer[s], 504, `backend ${w.backendText} did not answer within ${h.o.backendTimeoutMs} ms`);
+    const c = t.peer[s];
+    if (!(h.hf[s] & H.RESP_BYTES)) fail(w, c, 504, `backend ${w.backendText} did not answer within ${h.o.backendTimeoutMs} ms`);
+    else if (!outEmpty(w, s)) closeClient(w, c, `client read none of the response for ${h.o.backendTimeoutMs} ms`);
+    else fail(w, c, 504, `backend ${w.backendText} sent nothing for ${h.o.backendTimeoutMs} ms in the middle of a response`);
   } else if (t.kind[s] === KIND.BACKEND && t.state[s] === ST.CONNECTING && t.peer[s] >= 0) {
     fail(w, t.peer[s], 504, `backend ${w.backendText}: connect did not finish within ${h.o.backendTimeoutMs} ms`);
   }
@@ -492,6 +504,7 @@ function clientProgress(w: WorkerLoop, c: number): void {
           if (r > 0) {
             h.sent[c] += r;
             if (!(h.hf[c] & H.RAW)) requestDone(w, c);
+            else w.timers.arm(c, w.now + h.o.idleTimeoutMs);
             continue;
           }
           if (r === -E.EAGAIN) return;
@@ -499,7 +512,10 @@ function clientProgress(w: WorkerLoop, c: number): void {
           return;
         }
         const n = readInbox(w, c);
-        if (n > 0) continue;
+        if (n > 0) {
+          w.timers.arm(c, w.now + h.o.idleTimeoutMs);
+          continue;
+        }
         if (n === -E.EAGAIN || n === -E.ENOBUFS) return; // a full inbox waits for the backend (backpressure)
         closeClient(w, c, n === 0 ? null : `read from client: ${errnoName(n)}`); // gave up mid-body
         return;
@@ -623,6 +639,7 @@ function startRequest(w: WorkerLoop, c: number, headEnd: number, ev: number): bo
   if (ev & PEV.MESSAGE || ev & PEV.UPGRADE) requestDone(w, c);
   else {
     t.state[c] = ST.H_BODY;
+    w.timers.arm(c, w.now + h.o.idleTimeoutMs); // the body's inactivity deadline, moved on at each read
     maybeRaw(w, c); // a large Content-Length body with none of it read yet moves by splice
   }
   return true;
@@ -668,6 +685,7 @@ function requestDone(w: WorkerLoop, c: number): void {
   const h = w.http!;
   h.hf[c] |= H.REQ_DONE;
   t.state[c] = ST.H_WAIT;
+  w.timers.disarm(c); // a body's inactivity deadline, if it had one
   const b = t.peer[c];
   // The backend has backend-timeout to start answering (nginx's proxy_read_timeout, HAProxy's timeout
   // server). A backend still connecting keeps its connect deadline; finishConnect() starts this one.
@@ -813,6 +831,7 @@ function backendProgress(w: WorkerLoop, b: number): void {
       if (r > 0) {
         // Ended at its length: reusable as decided at the head (the parser is reset for the next one).
         if (!(h.hf[b] & H.RAW)) h.hf[b] |= H.RES_DONE;
+        w.timers.arm(b, w.now + h.o.backendTimeoutMs);
         continue;
       }
       if (r === -E.EAGAIN) return;
@@ -821,9 +840,11 @@ function backendProgress(w: WorkerLoop, b: number): void {
     }
     const n = readInbox(w, b);
     if (n > 0) {
+      // Once a response has started, backend-timeout bounds each wait for more of it: a backend that
+      // stalls mid-response, or a client that stops reading it (no room, so no read), is cut off then.
+      w.timers.arm(b, w.now + h.o.backendTimeoutMs);
       if (!(h.hf[b] & H.RESP_BYTES)) {
         h.hf[b] |= H.RESP_BYTES;
-        w.timers.disarm(b);
         dropRetryCopy(h, c, w.bufs);
       }
       continue;

@@ -7,10 +7,11 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocket, WebSocketServer } from 'ws';
 import { start, type StartOptions } from '../../dist/index.js';
-import { connect, deadPort, sha256, waitFor } from '../helpers/net.js';
+import { closed, connect, deadPort, peerDone, serve, sha256, waitFor } from '../helpers/net.js';
 import {
   get,
   httpClient,
@@ -51,6 +52,18 @@ async function proxyFor(t: Test, backendPort: number, o: StartOptions = {}) {
   const proxy = await start(opts);
   t.teardown(() => proxy.close(0));
   return proxy;
+}
+
+/** A plain node:http backend for one test, its connections closed at the end; resolves with its port. */
+async function nodeBackend(t: Test, handler: http.RequestListener): Promise<number> {
+  const srv = http.createServer(handler);
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => {
+    srv.closeAllConnections();
+    srv.close();
+  });
+  return (srv.address() as AddressInfo).port;
 }
 
 // Proxies are shared between tests with the same options (starting one costs more than most tests here):
@@ -191,6 +204,56 @@ t.test('a backend that never answers: 504 after backendTimeoutMs', async (t) => 
   t.equal(be.requests.length, 1, 'the backend did get the request');
 });
 
+t.test('a backend that stops in the middle of a response: the client is cut off after backendTimeoutMs', async (t) => {
+  // A head that promises 100 bytes, 10 of them, then nothing: HAProxy's timeout server, nginx's
+  // proxy_read_timeout. The client has part of the response, so no status can replace it: it is closed.
+  const srv = await serve((s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789')));
+  t.teardown(() => srv.close());
+  const proxy = await proxyFor(t, srv.port, { backendTimeoutMs: 300 });
+  const c = await connect(proxy.port);
+  t.teardown(() => c.destroy());
+  let got = '';
+  c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  c.write(get('/stall'));
+  await within(closed(c), 5000, 'the client to be closed');
+  t.match(got, /^HTTP\/1\.1 200 OK\r\n/, 'the response had started');
+  t.ok(got.endsWith('\r\n\r\n0123456789'), 'with the 10 bytes the backend sent, and nothing made up after them');
+  await waitFor(() => proxy.stats().active === 0, 'the backend connection closed too', 5000);
+});
+
+t.test('a backend that trickles its response, each piece within backendTimeoutMs, is not cut off', async (t) => {
+  // The deadline bounds each wait, not the whole response: ten pieces 150 ms apart take longer than it.
+  const srv = await serve((s) =>
+    s.once('data', async () => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n');
+      for (let i = 0; i < 10; i++) {
+        await sleep(150);
+        s.write('0123456789');
+      }
+    }),
+  );
+  t.teardown(() => srv.close());
+  const proxy = await proxyFor(t, srv.port, { backendTimeoutMs: 400 });
+  const c = await client(t, proxy.port);
+  c.send(get('/trickle'));
+  const [r] = await c.responses(1, 5000);
+  t.equal(r.status, 200);
+  t.equal(r.body.toString(), '0123456789'.repeat(10), 'all of it, after 1.5 s');
+  t.notOk(c.ended(), 'and the connection is still open');
+});
+
+t.test('a client that reads none of a large response is closed after backendTimeoutMs', async (t) => {
+  // HAProxy's timeout client, nginx's send_timeout: with every buffer on the way full, nothing moves.
+  const body = randomBytes(32 << 20);
+  const proxy = await proxyFor(t, await nodeBackend(t, (_req, res) => res.end(body)), { backendTimeoutMs: 300 });
+  const c = await connect(proxy.port);
+  t.teardown(() => c.destroy());
+  c.pause(); // never reads
+  c.write(get('/big'));
+  await waitFor(() => proxy.stats().accepted === 1 && proxy.stats().active === 0, 'the proxy to let the client go', 5000);
+  t.equal(proxy.stats().ioErrors, 1, 'counted');
+});
+
 // ---- 7. header timeout --------------------------------------------------------------------------------
 
 t.test('a partial head, then nothing: 408 and close; the backend sees nothing', async (t) => {
@@ -219,6 +282,31 @@ t.test('a head trickled one byte every 50 ms still gets 408 (the deadline is not
   t.equal(r.status, 408);
   await c.closed();
   t.equal(be.requests.length, 0);
+});
+
+t.test('a client that stops in the middle of its request body: 408 after idleTimeoutMs', async (t) => {
+  // nginx's client_body_timeout, HAProxy's timeout client: the body's deadline moves on with each read.
+  const port = await nodeBackend(t, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('whole'));
+  });
+  const proxy = await proxyFor(t, port, { idleTimeoutMs: 300 });
+  const c = await connect(proxy.port);
+  t.teardown(() => c.destroy());
+  let got = '';
+  c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  c.write('POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: 100\r\n\r\n0123456789');
+  // More of it, a little at a time, each within the deadline: that is progress, not a stall.
+  for (let i = 0; i < 4; i++) {
+    await sleep(150);
+    c.write('0123456789');
+  }
+  t.equal(got, '', 'nothing yet: the body was moving');
+  await within(peerDone(c), 5000, 'the proxy to finish with the client');
+  t.match(got, /^HTTP\/1\.1 408 /, '408 once it stopped');
+  await waitFor(() => proxy.stats().active === 1, 'the backend connection closed: only the answered client is left', 5000);
+  c.destroy();
+  await waitFor(() => proxy.stats().active === 0, 'and it too once it closes', 5000);
 });
 
 // ---- 8. keep-alive ------------------------------------------------------------------------------------
