@@ -6,6 +6,9 @@ import http, { get } from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { closed, connect, deadPort, echoServer, peerDone, readBytes, readResponse, runCli, startCli, waitFor } from './helpers/net.js';
+import { AF, MSG, SOCK } from '../dist/sys/constants.js';
+import { close, connect as connectFd, errnoName, read, send, socket } from '../dist/sys/libc.js';
+import { encodeSockaddr } from '../dist/sys/sockaddr.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
@@ -211,4 +214,53 @@ t.test('log levels: a client error is info, a backend failure is warn', async (t
   t.equal(await ask('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 502 Bad Gateway');
   await waitFor(() => /warn: 502: /.test(run.stderr()), 'the 502 logged at warn', 5000);
   t.notMatch(run.stderr(), /: (501|400): /, 'neither client error is logged at warn');
+});
+
+/**
+ * What a client socket sees of the end of a connection, read through the kernel directly (non-blocking
+ * read(2) until it returns 0 or an error): Node's net.Socket sometimes reports a reset that follows data as
+ * a plain end, and this test is about which of the two the proxy sends.
+ */
+async function rawEnding(port: number, request: string): Promise<{ got: string; end: string }> {
+  const fd = socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
+  try {
+    const sa = encodeSockaddr({ family: 'ipv4', host: '127.0.0.1', port });
+    const r = connectFd(fd, sa, sa.length);
+    if (r !== 0 && errnoName(r) !== 'EINPROGRESS') throw new Error(`connect: ${errnoName(r)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const req = Buffer.from(request, 'latin1');
+    if (send(fd, req, req.length, MSG.NOSIGNAL) !== req.length) throw new Error('send');
+    const buf = Buffer.alloc(65536);
+    let got = '';
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+      const n = read(fd, buf, buf.length);
+      if (n > 0) got += buf.toString('latin1', 0, n);
+      else if (n === 0) return { got, end: 'FIN' };
+      else if (errnoName(n) === 'EAGAIN') await new Promise((resolve) => setTimeout(resolve, 10));
+      else return { got, end: errnoName(n) };
+    }
+    return { got, end: 'none within 5 s' };
+  } finally {
+    close(fd);
+  }
+}
+
+t.test('a backend that fails after part of a response: the client is reset, and the log says cut off, not 502', async (t) => {
+  const backend = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789'));
+  });
+  backend.listen(0, '127.0.0.1');
+  await once(backend, 'listening');
+  t.teardown(() => backend.close());
+  const { port: bport } = backend.address() as net.AddressInfo;
+  const run = await startCli(['--mode', 'http', '--backend', `127.0.0.1:${bport}`, '--workers', '1', '--log-level', 'warn']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  for (let i = 0; i < 5; i++) {
+    const { got, end } = await rawEnding(run.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    t.ok(got.endsWith('\r\n\r\n0123456789'), 'the part the backend sent');
+    t.equal(end, 'ECONNRESET', 'then a reset, so the client cannot take the part for the whole');
+  }
+  await waitFor(() => /warn: response cut off after part of it went to .*backend closed before the response ended/.test(run.stderr()), 'the warn line', 5000);
+  t.notMatch(run.stderr(), /: 502: /, 'no 502 is claimed');
 });

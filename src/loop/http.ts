@@ -1119,11 +1119,16 @@ function fail(w: WorkerLoop, c: number, status: GeneratedStatus, why: string): f
   }
   // The client's errors (4xx, and 501 for what it asked that the proxy does not do) are info; the backend's
   // and the proxy's own (502, 503, 504) are warn, what an operator at --log-level warn must see.
-  w.log.limited(status >= 502 ? LEVEL.warn : LEVEL.info, `http${status}`, `${status}: ${why}`);
+  const level = status >= 502 ? LEVEL.warn : LEVEL.info;
   if (h.hf[c] & H.HEAD_OUT) {
-    closeClient(w, c, `after part of a response: ${why}`);
+    // No status can follow part of a response: the line says what the client got instead.
+    t.ctr[CTR.IO_ERRORS]++;
+    w.log.limited(level, `cut${status}`, `response cut off after part of it went to ${t.describe(c)}: ${why}`);
+    t.ctr[CTR.ACTIVE]--;
+    w.closeSlot(c, true); // a reset, so that the client cannot take what it got for a whole response
     return false;
   }
+  w.log.limited(level, `http${status}`, `${status}: ${why}`);
   t.ctr[CTR.GENERATED]++;
   // Whatever was queued for the backend is dropped; the response goes straight to the client.
   if (t.buf[c] >= 0) {
