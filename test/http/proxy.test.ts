@@ -253,7 +253,7 @@ t.test('a client that reads none of a large response is closed after backendTime
   c.pause(); // never reads
   c.write(get('/big'));
   await waitFor(() => proxy.stats().accepted === 1 && proxy.stats().active === 0, 'the proxy to let the client go', 5000);
-  t.equal(proxy.stats().ioErrors, 1, 'counted');
+  t.equal(proxy.stats().buffers, 0, 'and every buffer it held for it');
 });
 
 // ---- 7. header timeout --------------------------------------------------------------------------------
