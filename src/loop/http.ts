@@ -1121,11 +1121,9 @@ function fail(w: WorkerLoop, c: number, status: GeneratedStatus, why: string): f
   // and the proxy's own (502, 503, 504) are warn, what an operator at --log-level warn must see.
   const level = status >= 502 ? LEVEL.warn : LEVEL.info;
   if (h.hf[c] & H.HEAD_OUT) {
-    // No status can follow part of a response: the line says what the client got instead.
-    t.ctr[CTR.IO_ERRORS]++;
-    w.log.limited(level, `cut${status}`, `response cut off after part of it went to ${t.describe(c)}: ${why}`);
-    t.ctr[CTR.ACTIVE]--;
-    w.closeSlot(c, true); // a reset, so that the client cannot take what it got for a whole response
+    // No status can follow part of a response: a reset, so that the client cannot take what it got for a
+    // whole response, and a line that says so rather than naming a status never sent.
+    closeClient(w, c, `response cut off after part of it: ${why}`, level, `cut${status}`);
     return false;
   }
   w.log.limited(level, `http${status}`, `${status}: ${why}`);
@@ -1182,12 +1180,15 @@ function replay(w: WorkerLoop, c: number, b: number): void {
   requestDone(w, c);
 }
 
-/** Closes client c and its backend (if any) and frees their HTTP state. `why` non-null is logged. */
-export function closeClient(w: WorkerLoop, c: number, why: string | null): void {
+/**
+ * Closes client c and its backend (if any) and frees their HTTP state. With a `why`, an abortive close (a
+ * reset), counted and logged at `level` under the rate-limit `key`.
+ */
+export function closeClient(w: WorkerLoop, c: number, why: string | null, level: number = LEVEL.info, key = 'http-io'): void {
   const t = w.t;
   if (why !== null) {
     t.ctr[CTR.IO_ERRORS]++;
-    w.log.limited(LEVEL.info, 'http-io', `closed ${t.describe(c)}: ${why}`);
+    w.log.limited(level, key, `closed ${t.describe(c)}: ${why}`);
   }
   const b = t.peer[c];
   if (b >= 0) w.closeSlot(b, why !== null);
