@@ -68,7 +68,12 @@ const argv = await yargs(hideBin(process.argv))
   .option('backend-timeout', {
     type: 'number',
     default: DEFAULTS.backendTimeoutMs / 1000,
-    describe: 'http: seconds the backend may take to start answering, else 504; then the longest a response may stall (backend silent, or client not reading) before the client is cut off',
+    describe: 'seconds a backend connect may take (tcp: else the client is closed); http: also the time the backend may take to start answering, else 504, then the longest a response may stall (backend silent, or client not reading) before the client is cut off',
+  })
+  .option('tunnel-timeout', {
+    type: 'number',
+    default: DEFAULTS.tunnelTimeoutMs / 1000,
+    describe: 'seconds a tcp connection (or an upgraded http one) may go with nothing moving either way before it is closed (0: never)',
   })
   .option('max-header-size', {
     type: 'number',
@@ -111,7 +116,19 @@ const argv = await yargs(hideBin(process.argv))
 
 if (argv.workers !== undefined && !Number.isFinite(argv.workers)) fail('--workers must be a number', EXIT_USAGE);
 if (!Number.isFinite(argv.processes)) fail('--processes must be a number', EXIT_USAGE);
-if (!Number.isFinite(argv['drain-timeout'])) fail('--drain-timeout must be a number of seconds', EXIT_USAGE);
+// Times are checked here, in the seconds the user typed; the library's checks speak in milliseconds.
+for (const [flag, zero] of [
+  ['drain-timeout', true],
+  ['header-timeout', false],
+  ['idle-timeout', false],
+  ['backend-timeout', false],
+  ['tunnel-timeout', true],
+] as const) {
+  const v = argv[flag];
+  if (!Number.isFinite(v) || v < 0 || (v === 0 && !zero)) {
+    fail(`--${flag} must be a number of seconds ${zero ? 'of 0 or more' : 'above 0'}, not ${String(v)}`, EXIT_USAGE);
+  }
+}
 
 const options: StartOptions = {
     listen: argv.listen,
@@ -124,6 +141,7 @@ const options: StartOptions = {
     headerTimeoutMs: argv['header-timeout'] * 1000,
     idleTimeoutMs: argv['idle-timeout'] * 1000,
     backendTimeoutMs: argv['backend-timeout'] * 1000,
+    tunnelTimeoutMs: argv['tunnel-timeout'] * 1000,
     maxHeaderSize: argv['max-header-size'],
     maxBodySize: argv['max-body-size'],
     forwardedHeaders: argv['forwarded-headers'],

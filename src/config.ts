@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from './sys/index.js';
 import type { LevelName } from './log.js';
 import type { HttpOptions } from './loop/http.js';
+import type { TcpOptions } from './loop/tcp.js';
 import type { ProxyProtocolOptions } from './loop/proxied.js';
 
 export const MODES = ['tcp', 'http'] as const;
@@ -26,6 +27,9 @@ export const DEFAULTS = {
   // An idle keep-alive client is closed after 60 s (nginx's keepalive_timeout is 75 s).
   idleTimeoutMs: 60_000,
   backendTimeoutMs: 30_000,
+  // A tunnel (TCP mode, or an upgraded HTTP connection) in which nothing moves either way this long is
+  // closed: nginx's stream proxy_timeout default (HAProxy's `timeout tunnel` has none, and warns).
+  tunnelTimeoutMs: 600_000,
   // HAProxy's default buffer (tune.bufsize) is 16 KiB and a request head must fit in it.
   maxHeaderSize: 16 * 1024,
   maxBodySize: 0,
@@ -54,8 +58,16 @@ export type StartOptions = {
   headerTimeoutMs?: number;
   /** HTTP: a keep-alive client that sends nothing this long after a response is closed. */
   idleTimeoutMs?: number;
-  /** HTTP: a backend that has not started its response this long after the request gets 504. */
+  /**
+   * A backend connect that has not finished this long fails (TCP: the client is closed; HTTP: 504). HTTP:
+   * also the longest wait for a response to start, and then for more of it.
+   */
   backendTimeoutMs?: number;
+  /**
+   * A tunnel (every TCP-mode connection; an upgraded HTTP one) in which no byte moves either way this long
+   * is closed. 0: never.
+   */
+  tunnelTimeoutMs?: number;
   /** HTTP: request heads over this many bytes get 431. */
   maxHeaderSize?: number;
   /** HTTP: request bodies over this many bytes get 413; 0 = no limit. */
@@ -83,6 +95,7 @@ export type Resolved = {
   drainTimeoutMs: number;
   logLevel: LevelName;
   maxConnections: number | null;
+  tcp: TcpOptions;
   http: HttpOptions | null;
   proxyProtocol: ProxyProtocolOptions | null;
 };
@@ -91,9 +104,11 @@ function badOption(msg: string): ProxyError {
   return new ProxyError(CODES.BAD_OPTION, msg);
 }
 
-function millis(name: string, v: unknown, dflt: number): number {
+function millis(name: string, v: unknown, dflt: number, zero = false): number {
   const x = v === undefined ? dflt : v;
-  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw badOption(`${name} must be a time above 0, not ${String(v)}`);
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0 || (x === 0 && !zero)) {
+    throw badOption(`${name} must be a time ${zero ? 'of 0 (never) or more' : 'above 0'}, not ${String(v)}`);
+  }
   return x;
 }
 
@@ -142,6 +157,11 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const backend = o.backend === undefined ? null : await resolve(parseAddress(o.backend), 'backend');
   if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
   const headerTimeoutMs = millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs);
+  const backendTimeoutMs = millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs);
+  const tcp: TcpOptions = {
+    connectTimeoutMs: backendTimeoutMs,
+    tunnelTimeoutMs: millis('tunnel timeout', o.tunnelTimeoutMs, DEFAULTS.tunnelTimeoutMs, true),
+  };
   const sendProxy = o.sendProxy ?? null;
   if (sendProxy !== null && !SEND_PROXY.includes(sendProxy)) {
     throw badOption(`send-proxy must be one of ${SEND_PROXY.join(', ')}, not '${sendProxy}'`);
@@ -155,11 +175,11 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
       ? {
           headerTimeoutMs,
           idleTimeoutMs: millis('idle timeout', o.idleTimeoutMs, DEFAULTS.idleTimeoutMs),
-          backendTimeoutMs: millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs),
+          backendTimeoutMs,
           maxHeaderSize: bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT),
           maxBodySize: bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER),
           forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
         }
       : null;
-  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, http, proxyProtocol };
+  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, tcp, http, proxyProtocol };
 }

@@ -93,6 +93,7 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
       maxPipes: pipes,
       backlog: DEFAULT_BACKLOG,
       log,
+      tcp: o.tcp,
       http: o.http,
       proxyProtocol: o.proxyProtocol,
     });

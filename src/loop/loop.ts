@@ -51,6 +51,8 @@ export type WorkerConfig = {
   bufferSize: number;
   maxPipes: number;
   logLevel: number;
+  /** The connect and tunnel deadlines, in either mode. */
+  tcp: tcp.TcpOptions;
   /** Set in HTTP mode; null in TCP mode. */
   http: http.HttpOptions | null;
   /** --accept-proxy / --send-proxy; null when neither is on. */
@@ -84,11 +86,12 @@ export class WorkerLoop {
   readonly backendFamily: number;
   readonly backendIsTcp: boolean;
   readonly backendText: string;
+  readonly tcp: tcp.TcpOptions;
   /** HTTP mode's per-worker state (parsers, inboxes, backend pool); null in TCP mode. */
   readonly http: http.HttpState | null;
   /** PROXY protocol state (addresses per slot); null when neither --accept-proxy nor --send-proxy is on. */
   readonly pp: ProxyProtocolState | null;
-  /** Per-slot deadlines (HTTP heads, idle clients, backends; PROXY headers in either mode). */
+  /** Per-slot deadlines (HTTP heads, idle clients, backends; PROXY headers, connects and tunnels). */
   readonly timers: TimerWheel;
   private readonly ev = new EventBuffer(MAX_EVENTS);
   private readonly eventfdBuf = Buffer.alloc(8);
@@ -126,6 +129,7 @@ export class WorkerLoop {
     this.backendFamily = addressFamily(cfg.backend);
     this.backendIsTcp = cfg.backend.family !== 'unix';
     this.backendText = formatAddress(cfg.backend);
+    this.tcp = cfg.tcp;
     this.qSlot = new Int32Array(cfg.capacity);
     this.qGen = new Uint32Array(cfg.capacity);
     this.epfd = epollCreate();
@@ -209,8 +213,8 @@ export class WorkerLoop {
   }
 
   private readonly onTimer = (s: number): void => {
-    if (this.t.state[s] === ST.PP_WAIT) tcp.proxyHeaderLate(this, s);
-    else if (this.http !== null) http.onTimer(this, s);
+    if (this.http !== null && !(this.t.flags[s] & FL.TUNNEL)) http.onTimer(this, s);
+    else tcp.onTimer(this, s);
   };
 
   /** Puts slot `s` on the ready queue unless it is there already. */

@@ -18,6 +18,7 @@ import {
 import type { WorkerConfig } from './loop.js';
 import type { HttpOptions } from './http.js';
 import type { ProxyProtocolOptions } from './proxied.js';
+import type { TcpOptions } from './tcp.js';
 import { ConnTable, tableBytes } from './table.js';
 import { CMD, CTL, CTR, KIND, WSTATE } from './types.js';
 
@@ -31,6 +32,7 @@ export type WorkerSetOptions = {
   maxPipes: number;
   backlog: number;
   log: Logger;
+  tcp: TcpOptions;
   http: HttpOptions | null;
   proxyProtocol: ProxyProtocolOptions | null;
 };
@@ -136,6 +138,7 @@ export class WorkerSet {
           bufferSize: o.bufferSize,
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
+          tcp: o.tcp,
           http: o.http,
           proxyProtocol: o.proxyProtocol,
         };

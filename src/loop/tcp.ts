@@ -12,6 +12,12 @@
 //
 // Backpressure falls out of this: src is not read while its outbox is not empty, so a slow dst stops
 // reads from src, its socket buffer fills and TCP flow control slows the sender (invariant 5).
+//
+// Deadlines, all on the client's slot: the PROXY header's (--accept-proxy), then the connect's
+// (connectTimeoutMs), then the tunnel's (tunnelTimeoutMs), moved on by every read that brings bytes from
+// either side and by every EPOLLOUT that frees a blocked side. A pair in which nothing moves either way for
+// that long is closed, as nginx's stream proxy_timeout and HAProxy's `timeout tunnel` do. Moving a deadline
+// later is a write to the wheel (timers.ts), cheap enough for every read.
 
 import { LEVEL } from '../log.js';
 import {
@@ -52,6 +58,14 @@ const WRITE_EVENTS = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR;
 // Events that mean the peer is gone or going: from then on we read until 0 or an error (see readIn).
 const END_EVENTS = EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR;
 
+/** TCP mode's deadlines (HTTP mode uses tunnelTimeoutMs for its upgraded connections). */
+export type TcpOptions = {
+  /** A backend connect not finished this long is given up: the client is closed. */
+  connectTimeoutMs: number;
+  /** A tunnel in which nothing moves either way this long is closed; 0: never. */
+  tunnelTimeoutMs: number;
+};
+
 /**
  * A new client fd from accept4: pair it with a new non-blocking connection to the backend, or, with
  * --accept-proxy, first wait for its PROXY header (PP_WAIT, under the header deadline).
@@ -78,6 +92,7 @@ export function onAccept(w: WorkerLoop, fd: number): void {
 
 function connectBackend(w: WorkerLoop, c: number): void {
   const t = w.t;
+  w.timers.arm(c, w.now + w.tcp.connectTimeoutMs);
   const bfd = socket(w.backendFamily, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
   if (bfd < 0) {
     t.ctr[CTR.CONNECT_ERRORS]++;
@@ -152,10 +167,42 @@ function readProxyHeader(w: WorkerLoop, c: number): void {
   }
 }
 
-/** The header deadline passed with client c still in PP_WAIT. */
-export function proxyHeaderLate(w: WorkerLoop, c: number): void {
-  refuse(w, c, `not complete within ${w.pp!.o.headerTimeoutMs} ms`);
-  closePair(w, c, null);
+/** Client c's deadline passed: its PROXY header, its backend's connect, or its tunnel's inactivity. */
+export function onTimer(w: WorkerLoop, c: number): void {
+  const t = w.t;
+  switch (t.state[c]) {
+    case ST.PP_WAIT:
+      refuse(w, c, `not complete within ${w.pp!.o.headerTimeoutMs} ms`);
+      closePair(w, c, null);
+      return;
+    case ST.WAITING:
+      t.ctr[CTR.CONNECT_ERRORS]++;
+      w.log.limited(
+        LEVEL.warn,
+        'connect',
+        `backend ${w.backendText}: connect did not finish within ${w.tcp.connectTimeoutMs} ms; closed the client`,
+      );
+      closePair(w, c, null);
+      return;
+    case ST.PROXYING:
+      // Quiet both ways: nothing is cut off that was on its way, unless one side stopped reading while
+      // its outbox waited; either way the peers learn of it from a close.
+      w.log.limited(LEVEL.info, 'tunnel-idle', `closed ${t.describe(c)}: nothing moved either way for ${w.tcp.tunnelTimeoutMs} ms`);
+      closePair(w, c, null);
+      return;
+  }
+}
+
+/** Client c's pair has become a tunnel (connected, or upgraded in HTTP mode): its deadline is the tunnel's. */
+export function startTunnelDeadline(w: WorkerLoop, c: number): void {
+  if (w.tcp.tunnelTimeoutMs > 0) w.timers.arm(c, w.now + w.tcp.tunnelTimeoutMs);
+  else w.timers.disarm(c);
+}
+
+/** Moves the tunnel deadline of the pair holding slot s on from now (a read brought bytes, or a write room). */
+function active(w: WorkerLoop, s: number): void {
+  const ms = w.tcp.tunnelTimeoutMs;
+  if (ms > 0) w.timers.arm(w.t.kind[s] === KIND.CLIENT ? s : w.t.peer[s], w.now + ms);
 }
 
 /** An epoll event for a client or backend slot. */
@@ -175,6 +222,7 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
       const gen = t.gen[s];
       if (events & WRITE_EVENTS && t.flags[s] & FL.W_BLOCKED) {
         t.flags[s] &= ~FL.W_BLOCKED;
+        active(w, s); // the peer took some of what waited for it
         pump(w, t.peer[s]); // the peer's outbox was waiting for this fd
         if (t.gen[s] !== gen) return; // that closed the pair
       }
@@ -202,6 +250,7 @@ function connected(w: WorkerLoop, b: number): void {
   }
   t.state[b] = ST.PROXYING;
   t.state[c] = ST.PROXYING;
+  startTunnelDeadline(w, c);
   const gen = t.gen[b];
   pump(w, c); // the client may have sent bytes while we connected
   if (t.gen[b] === gen) pump(w, b);
@@ -240,7 +289,10 @@ export function pump(w: WorkerLoop, src: number): void {
       return;
     }
     const n = f & FL.SPLICE ? spliceIn(w, src) : readIn(w, src);
-    if (n > 0) continue;
+    if (n > 0) {
+      active(w, src);
+      continue;
+    }
     if (n === 0) {
       t.flags[src] |= FL.EOF_IN;
       continue;

@@ -725,6 +725,36 @@ t.test('a 101 from the backend opens a raw tunnel', async (t) => {
   t.equal(be.requests[0].headers['upgrade'], 'echo');
 });
 
+t.test('a tunnel in which nothing moves for --tunnel-timeout is closed', async (t) => {
+  const { port } = await setup(
+    t,
+    () => ({ status: 101, headers: [['Connection', 'Upgrade'], ['Upgrade', 'echo']] }),
+    { tunnelTimeoutMs: 400 },
+  );
+  // One tunnel quiet from its 101 on; one with traffic for three deadlines first.
+  for (const messages of [0, 8]) {
+    const c = await connect(port);
+    t.teardown(() => c.destroy());
+    let got = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+    const done = peerDone(c);
+    c.write('GET /echo HTTP/1.1\r\nHost: test.local\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+    await waitFor(() => got.includes('\r\n\r\n'), 'the 101', 5000);
+    const headEnd = got.indexOf('\r\n\r\n') + 4;
+    let ended = false;
+    void done.then(() => (ended = true));
+    for (let i = 0; i < messages && !ended; i++) {
+      c.write('x');
+      await waitFor(() => got.length === headEnd + i + 1, 'the echo', 5000);
+      await sleep(150);
+    }
+    t.notOk(ended, `open through ${messages} messages 150 ms apart`);
+    const quietFrom = Date.now();
+    t.equal(await within(done, 5000, 'the close'), 'end', 'closed with FIN once quiet');
+    t.ok(Date.now() - quietFrom >= 250, 'not before the deadline');
+  }
+});
+
 // ---- 15. retry on a pooled connection that turned out closed -----------------------------------------
 
 t.test('an idempotent request on a pooled connection the backend had closed is retried once', async (t) => {
