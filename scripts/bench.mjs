@@ -36,7 +36,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ROOT,
   HOST,
   SMALL_BODY,
   BIG_SIZE,
@@ -48,7 +47,6 @@ import {
   cpuSecondsTree,
   describeErrors,
   freePort,
-  haproxyConfig,
   httpGet,
   installCleanup,
   makeTempDir,
@@ -57,15 +55,16 @@ import {
   requireTools,
   runWrk,
   sleep,
-  startHaproxy,
   startNginx,
-  startNginxProxy,
-  startPinned,
   stopChild,
   tail,
   versions,
   waitUntilServing,
+  warmupRuns,
+  fmtMs,
+  median,
 } from './lib/peers.mjs';
+import { CLI, proxyList } from './lib/proxies.mjs';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
@@ -101,110 +100,7 @@ for (const [k, v] of [['duration', durationS], ['warmup', warmupS], ['connection
   }
 }
 
-const CLI = join(ROOT, 'dist', 'cli.js');
-const PIPE = join(ROOT, 'scripts', 'node-pipe-proxy.mjs');
-const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
-
-/**
- * The proxies under test, in the order they run. start() returns a child from startPinned. `banner`: wait
- * for its "listening on" line before waiting for the port (else the port alone says it is ready).
- */
-const TCP_PROXIES = [
-  ...['off', 'on', 'auto'].map((splice) => ({
-    id: `ffi-${splice}`,
-    label: `ffi-proxy splice=${splice}`,
-    ffi: true,
-    banner: true,
-    start: (port, backendPort, cpu) =>
-      startPinned(
-        `ffi-proxy (splice ${splice})`,
-        cpu,
-        process.execPath,
-        [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'tcp',
-          '--workers', '1', '--splice', splice, '--log-level', 'warn'],
-        { ready: /listening on/ },
-      ),
-  })),
-  {
-    id: 'haproxy',
-    label: 'haproxy (tcp, 1 thread)',
-    start: (port, backendPort, cpu, dir) =>
-      startHaproxy(
-        join(dir, `haproxy-${port}.cfg`),
-        haproxyConfig({
-          generatedBy: 'scripts/bench.mjs',
-          global: ['nbthread 1', 'maxconn 4096'],
-          mode: 'tcp',
-          timeouts: { connect: '5s', client: '30s', server: '30s' },
-          port,
-          backendPort,
-        }),
-        cpu,
-      ),
-  },
-  {
-    id: 'node-pipe',
-    label: 'node net pipe',
-    banner: true,
-    start: (port, backendPort, cpu) =>
-      startPinned('node-pipe-proxy', cpu, process.execPath, [PIPE, String(port), String(backendPort)], {
-        ready: /listening on/,
-      }),
-  },
-];
-
-const HTTP_PROXIES = [
-  {
-    id: 'ffi-http',
-    label: 'ffi-proxy http, 1 worker',
-    ffi: true,
-    banner: true,
-    start: (port, backendPort, cpu) =>
-      startPinned(
-        'ffi-proxy (http)',
-        cpu,
-        process.execPath,
-        [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'http',
-          '--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])],
-        { ready: /listening on/ },
-      ),
-  },
-  {
-    id: 'haproxy-http',
-    label: 'haproxy (http, 1 thread)',
-    start: (port, backendPort, cpu, dir) =>
-      startHaproxy(
-        join(dir, `haproxy-http-${port}.cfg`),
-        haproxyConfig({
-          generatedBy: 'scripts/bench.mjs --mode http',
-          global: ['nbthread 1', 'maxconn 4096'],
-          mode: 'http',
-          timeouts: { connect: '5s', client: '30s', server: '30s', 'http-request': '10s', 'http-keep-alive': '30s' },
-          frontend: FORWARDED
-            ? ['option forwardfor', 'http-request set-header X-Forwarded-Proto http', 'http-request set-header X-Forwarded-Host %[req.hdr(host)]']
-            : [],
-          port,
-          backendPort,
-        }),
-        cpu,
-      ),
-  },
-  {
-    id: 'nginx-proxy',
-    label: 'nginx proxy_pass, 1 worker',
-    start: (port, backendPort, cpu, dir) => startNginxProxy(dir, { cpu, port, backendPort, forwarded: FORWARDED }),
-  },
-  {
-    id: 'node-http-proxy',
-    label: 'node http-proxy (npm)',
-    banner: true,
-    start: (port, backendPort, cpu) =>
-      startPinned('node-http-proxy', cpu, process.execPath, [NODE_HTTP, String(port), String(backendPort), HOST, FORWARDED ? 'xfwd' : ''], {
-        ready: /listening on/,
-      }),
-  },
-];
-const PROXIES = HTTP ? HTTP_PROXIES : TCP_PROXIES;
+const PROXIES = proxyList(mode, { forwarded: FORWARDED });
 
 const only = argValue(argv, 'only');
 let selected = PROXIES;
@@ -309,8 +205,7 @@ async function benchOne(proxy, nginx, pin, dir) {
       // and new ones open after V8 has optimized its hot path: the first time that happens, code compiled
       // without ever seeing a close or an accept is thrown away and compiled again (tens of ms on its one
       // CPU), which belongs to the warm-up, not to the measured run.
-      const warmups = warmupS >= 2 ? [warmupS - Math.floor(warmupS / 3), Math.floor(warmupS / 3)] : warmupS > 0 ? [warmupS] : [];
-      for (const d of warmups) {
+      for (const d of warmupRuns(warmupS)) {
         const w = await runWrk(url, { durationS: d, connections, cpu: pin.peers });
         const we = describeErrors(w.errors);
         if (we) row.problems.push(`warm-up errors: ${we}`);
@@ -396,18 +291,6 @@ async function benchOne(proxy, nginx, pin, dir) {
 function fmt(x, digits = 0) {
   return x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits);
 }
-function fmtMs(ms) {
-  if (ms === null || ms === undefined) return '-';
-  return ms < 1 ? `${(ms * 1000).toFixed(0)}us` : ms < 100 ? `${ms.toFixed(2)}ms` : `${ms.toFixed(0)}ms`;
-}
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
 /** One row per proxy and response over the rounds: medians, the req/s range, every problem. */
 function aggregate(runs) {
   const groups = new Map();

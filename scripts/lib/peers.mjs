@@ -554,6 +554,14 @@ export async function runWrk(url, { durationS, connections = 64, threads = 1, cp
   return { ...parseWrk(out), raw: out, command: `wrk ${args.join(' ')}` };
 }
 
+/**
+ * A warm-up of `warmupS` seconds as wrk runs: two (2/3 and 1/3 of it) when it is 3 s or more, so that the
+ * proxy sees its connections close and new ones open once V8 has optimized its hot path (bench.mjs says why).
+ */
+export function warmupRuns(warmupS) {
+  return [warmupS - Math.floor(warmupS / 3), Math.floor(warmupS / 3)].filter((d) => d > 0);
+}
+
 const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60000, h: 3600000 };
 function toMs(text) {
   const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text);
@@ -589,6 +597,20 @@ export function parseWrk(out) {
       non2xx3xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0,
     },
   };
+}
+
+/** A latency in ms as wrk prints it: 850us, 1.23ms, 150ms; '-' for none. */
+export function fmtMs(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '-';
+  return ms < 1 ? `${(ms * 1000).toFixed(0)}us` : ms < 100 ? `${ms.toFixed(2)}ms` : `${ms.toFixed(0)}ms`;
+}
+
+/** The median of the numbers in `xs` (others skipped); null when there are none. */
+export function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
 /** "" when the run had no errors, else a short description like "read 3, non-2xx 10". */
