@@ -21,6 +21,9 @@
 // each ffi-proxy row against HAProxy round by round: the req/s ratios and their median, and in how many
 // rounds req/s, CPU per request and p99 were on HAProxy's side of the target.
 //
+// First, once, wrk straight to nginx with no proxy: the load side's own ceiling, printed under the table.
+// On a 2-CPU machine nginx and wrk share one CPU, and no proxy can be measured above what they do alone.
+//
 // For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up (two wrk
 // runs, 7 s and 3 s), then `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and
 // measures steady state: V8 compiles the hot path in the first seconds, about 8 s after start its memory
@@ -436,7 +439,8 @@ if (!existsSync(CLI)) {
   process.exit(1);
 }
 const perProxyS = RESPONSES.length * (warmupS + durationS + 20) + 30;
-installCleanup({ deadlineMs: (repeat * selected.length * perProxyS + 60) * 1000 });
+const directS = RESPONSES.length * (3 + durationS + 2);
+installCleanup({ deadlineMs: (repeat * selected.length * perProxyS + directS + 60) * 1000 });
 
 const pin = cpuPlan();
 // Every thread of this script to the load side's CPU: the proxy's CPU is the proxy's alone.
@@ -465,6 +469,18 @@ if (pin.shared) process.stderr.write('bench: WARNING: one CPU only, proxy and pe
 
 const nginx = await startNginx(dir, { cpu: pin.peers });
 process.stderr.write(`bench: nginx on ${HOST}:${nginx.port} (pid ${nginx.pid}), temp dir ${dir}\n`);
+
+// The load side's own ceiling: wrk straight to nginx, no proxy, on the same CPU. No proxy in this run can
+// serve more requests/s than this, so a ratio between two proxies near it says more about the cap than
+// about them.
+meta.direct = {};
+for (const resp of RESPONSES) {
+  const url = `http://${HOST}:${nginx.port}${resp.path}`;
+  await runWrk(url, { durationS: 3, connections, cpu: pin.peers });
+  const w = await runWrk(url, { durationS, connections, cpu: pin.peers });
+  meta.direct[resp.id] = { rps: w.rps, p50ms: w.p50ms, p99ms: w.p99ms, errors: describeErrors(w.errors) || null };
+  process.stderr.write(`  no proxy ${resp.id}: ${Math.round(w.rps)} req/s, p50 ${fmtMs(w.p50ms)}, p99 ${fmtMs(w.p99ms)}\n`);
+}
 
 const runs = [];
 for (let round = 1; round <= repeat; round++) {
@@ -500,6 +516,10 @@ if (HTTP) {
   console.log('rps/hap, cpu/hap: ratio to HAProxy on the same response; rps/pipe: ffi-proxy over the Node pipe proxy; CPU1%: nginx+wrk CPU busy\n');
 }
 console.log(table(rows));
+console.log(
+  `\nno proxy (wrk straight to nginx, CPU ${pin.peers} alone), the ceiling for every row: ` +
+    RESPONSES.map((r) => `${r.id} ${fmt(meta.direct[r.id].rps)} req/s (p99 ${fmtMs(meta.direct[r.id].p99ms)})`).join(', '),
+);
 if (repeat > 1) {
   const paired = pairedLines(runs);
   if (paired.length) console.log(`\n${paired.join('\n')}`);
