@@ -16,10 +16,10 @@
 // node-http-proxy and over nginx-proxy. In HTTP mode the proxy's CPU is its process plus its children
 // (nginx's master and worker).
 //
-// --repeat N runs the whole sequence N times (rounds, so drift hits every proxy alike) and prints medians
-// with the req/s range: on a small VM req/s of the same setup can vary by 2x between runs. It then sets
-// each ffi-proxy row against HAProxy round by round: the req/s ratios and their median, and in how many
-// rounds req/s, CPU per request and p99 were on HAProxy's side of the target.
+// --repeat N runs the whole sequence N times (rounds, the even ones in reverse order, so drift hits every
+// proxy alike) and prints medians with the req/s range: on a small VM req/s of the same setup can vary by
+// 2x between runs. It then sets each ffi-proxy row against HAProxy round by round: the req/s ratios and
+// their median, and in how many rounds req/s, CPU per request and p99 were on HAProxy's side of the target.
 //
 // First, once, wrk straight to nginx with no proxy: the load side's own ceiling, printed under the table.
 // On a 2-CPU machine nginx and wrk share one CPU, and no proxy can be measured above what they do alone.
@@ -485,7 +485,9 @@ for (const resp of RESPONSES) {
 const runs = [];
 for (let round = 1; round <= repeat; round++) {
   if (repeat > 1) process.stderr.write(`bench: round ${round} of ${repeat}\n`);
-  for (const proxy of selected) {
+  // Even rounds run the proxies in reverse, so that no proxy always runs first, or always right after
+  // the same one.
+  for (const proxy of round % 2 ? selected : [...selected].reverse()) {
     if (!alive(nginx)) throw new Error(`nginx died:\n${tail(nginx.output)}`);
     for (const r of await benchOne(proxy, nginx, pin, dir)) runs.push({ round, ...r });
   }
