@@ -147,6 +147,20 @@ t.test('SIGTERM with a connection that will not finish: closed at --drain-timeou
   await closed(c);
 });
 
+t.test('--tunnel-timeout: a quiet TCP connection is closed and the log says why', async (t) => {
+  const backend = await echoServer();
+  t.teardown(() => backend.close());
+  const run = await startCli(['--backend', `127.0.0.1:${backend.port}`, '--workers', '1', '--tunnel-timeout', '0.3']);
+  t.teardown(() => run.child.kill('SIGKILL'));
+  const c = await connect(run.port);
+  c.write('x');
+  await readBytes(c, 1);
+  t.equal(await peerDone(c), 'end', 'closed with FIN once quiet');
+  c.destroy();
+  await waitFor(() => /nothing moved either way for 300 ms/.test(run.stderr()), 'the log line');
+  t.match(run.stderr(), /closed client 127\.0\.0\.1:\d+.*nothing moved either way for 300 ms/);
+});
+
 t.test('a low soft open-file limit is raised to the hard limit at start', async (t) => {
   const { spawn } = await import('node:child_process');
   const { CLI, waitFor: wait } = await import('./helpers/net.js');

@@ -29,6 +29,8 @@ import {
   SPLICE_F,
   connect,
   errnoName,
+  formatAddress,
+  peerAddress,
   recvAt,
   sendAt,
   setNoDelay,
@@ -187,7 +189,12 @@ export function onTimer(w: WorkerLoop, c: number): void {
     case ST.PROXYING:
       // Quiet both ways: nothing is cut off that was on its way, unless one side stopped reading while
       // its outbox waited; either way the peers learn of it from a close.
-      w.log.limited(LEVEL.info, 'tunnel-idle', `closed ${t.describe(c)}: nothing moved either way for ${w.tcp.tunnelTimeoutMs} ms`);
+      const from = peerAddress(t.fd[c]);
+      w.log.limited(
+        LEVEL.info,
+        'tunnel-idle',
+        `closed client ${from ? formatAddress(from) : '(gone)'}: nothing moved either way for ${w.tcp.tunnelTimeoutMs} ms`,
+      );
       closePair(w, c, null);
       return;
   }
