@@ -10,8 +10,9 @@
 // Both proxies (started as bench.mjs starts them, scripts/lib/proxies.mjs) are pinned to CPU 0 and nginx
 // and wrk to CPU 1; the proxy not being measured is idle in epoll_wait. Each is warmed up first (two wrk
 // runs, as in bench.mjs), then each round measures A and B once with `wrk -t1 -c64 -dSs --latency`. The
-// CPU per request is the measured proxy's utime+stime (its process and children) over the window. It
-// prints every window, then the medians and, paired round by round, the ratios A/B.
+// CPU per request is the measured proxy's utime+stime (its process and children) over the window, also
+// printed apart as user and kernel time. It prints every window, then the medians and, paired round by
+// round, the ratios A/B.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import {
   cliArgs,
   argValue,
   cpuPlan,
-  cpuSecondsTree,
+  cpuSplitTree,
   describeErrors,
   freePort,
   httpGet,
@@ -97,12 +98,17 @@ for (let round = 0; round < rounds; round++) {
   const order = round % 2 ? [sides[1], sides[0]] : sides;
   const line = [];
   for (const s of order) {
-    const cpu0 = cpuSecondsTree(s.child.pid);
+    const cpu0 = cpuSplitTree(s.child.pid);
     const w = await runWrk(url(s.port), { durationS, cpu: pin.peers });
-    const cpuS = cpuSecondsTree(s.child.pid) - cpu0;
+    const cpu1 = cpuSplitTree(s.child.pid);
+    const perReq = (k) => ((cpu1[k] - cpu0[k]) * 1e6) / w.requests;
     const errors = describeErrors(w.errors);
-    s.windows[round] = { rps: w.rps, p50ms: w.p50ms, p99ms: w.p99ms, cpuUsPerReq: (cpuS * 1e6) / w.requests, errors };
-    line.push(`${s.id} ${Math.round(w.rps)} req/s p99 ${fmtMs(w.p99ms)} ${s.windows[round].cpuUsPerReq.toFixed(1)} CPU µs/req${errors ? ` ERRORS ${errors}` : ''}`);
+    const win = { rps: w.rps, p50ms: w.p50ms, p99ms: w.p99ms, cpuUsPerReq: perReq('user') + perReq('system'), userUs: perReq('user'), systemUs: perReq('system'), errors };
+    s.windows[round] = win;
+    line.push(
+      `${s.id} ${Math.round(w.rps)} req/s p99 ${fmtMs(w.p99ms)} ${win.cpuUsPerReq.toFixed(1)} CPU µs/req ` +
+        `(user ${win.userUs.toFixed(1)}, kernel ${win.systemUs.toFixed(1)})${errors ? ` ERRORS ${errors}` : ''}`,
+    );
   }
   process.stderr.write(`  round ${round + 1}: ${line.join(' | ')}\n`);
 }
@@ -122,7 +128,7 @@ console.log(
 for (const s of sides) {
   console.log(
     `${s.id.padEnd(14)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
-      `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req`,
+      `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})`,
   );
 }
 console.log(

@@ -21,8 +21,10 @@
 // 2x between runs. It then sets each ffi-proxy row against HAProxy round by round: the req/s ratios and
 // their median, and in how many rounds req/s, CPU per request and p99 were on HAProxy's side of the target.
 //
-// First, once, wrk straight to nginx with no proxy: the load side's own ceiling, printed under the table.
-// On a 2-CPU machine nginx and wrk share one CPU, and no proxy can be measured above what they do alone.
+// First, once, wrk straight to nginx with no proxy: about the load side's own ceiling, printed under the
+// table. On a 2-CPU machine nginx and wrk share one CPU; with a proxy between them they still make the same
+// sends and receive the same deliveries per request, so no proxy can be measured far above what they do
+// alone (not exactly: the wake-ups differ, and a short /big run is noisy).
 //
 // For each proxy and each response (/small: 12-byte body, /big: 1 MiB file): a 10 s wrk warm-up (two wrk
 // runs, 7 s and 3 s), then `wrk -t1 -c64 -dNs --latency`. The warm-up is that long for ffi-proxy's sake and
@@ -470,9 +472,8 @@ if (pin.shared) process.stderr.write('bench: WARNING: one CPU only, proxy and pe
 const nginx = await startNginx(dir, { cpu: pin.peers });
 process.stderr.write(`bench: nginx on ${HOST}:${nginx.port} (pid ${nginx.pid}), temp dir ${dir}\n`);
 
-// The load side's own ceiling: wrk straight to nginx, no proxy, on the same CPU. No proxy in this run can
-// serve more requests/s than this, so a ratio between two proxies near it says more about the cap than
-// about them.
+// About the load side's own ceiling: wrk straight to nginx, no proxy, on the same CPU (see the top). A
+// ratio between two proxies near it says more about the cap than about them.
 meta.direct = {};
 for (const resp of RESPONSES) {
   const url = `http://${HOST}:${nginx.port}${resp.path}`;
@@ -519,7 +520,7 @@ if (HTTP) {
 }
 console.log(table(rows));
 console.log(
-  `\nno proxy (wrk straight to nginx, CPU ${pin.peers} alone), the ceiling for every row: ` +
+  `\nno proxy (wrk straight to nginx, CPU ${pin.peers} alone), about the most any row can reach: ` +
     RESPONSES.map((r) => `${r.id} ${fmt(meta.direct[r.id].rps)} req/s (p99 ${fmtMs(meta.direct[r.id].p99ms)})`).join(', '),
 );
 if (repeat > 1) {

@@ -498,13 +498,20 @@ export function cpuSeconds(pid) {
  * its worker(s); for a single process it equals cpuSeconds(pid) unless it reaps children.
  */
 export function cpuSecondsTree(pid) {
+  const { user, system } = cpuSplitTree(pid);
+  return user + system;
+}
+
+/** cpuSecondsTree() as { user, system } seconds: user time (utime) and kernel time (stime) apart. */
+export function cpuSplitTree(pid) {
   const fields = (p) => {
     const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   };
   const own = fields(pid);
   // fields 14-17: utime, stime, cutime, cstime
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  let user = Number(own[11]) + Number(own[13]);
+  let system = Number(own[12]) + Number(own[14]);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === pid) continue;
     let f;
@@ -513,9 +520,12 @@ export function cpuSecondsTree(pid) {
     } catch {
       continue; // gone meanwhile
     }
-    if (Number(f[4 - 3]) === pid) ticks += Number(f[11]) + Number(f[12]);
+    if (Number(f[4 - 3]) === pid) {
+      user += Number(f[11]);
+      system += Number(f[12]);
+    }
   }
-  return ticks / clockTicks();
+  return { user: user / clockTicks(), system: system / clockTicks() };
 }
 
 /** Pids whose parent is `pid` (from /proc). */
