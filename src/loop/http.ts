@@ -1082,7 +1082,7 @@ function startTunnel(w: WorkerLoop, c: number, b: number): void {
   const t = w.t;
   const h = w.http!;
   w.timers.disarm(b);
-  tcp.startTunnelDeadline(w, c);
+  tcp.tunnelDeadline(w, c);
   // Bytes already read past the heads belong to the tunnel: queue them behind what is in each outbox.
   for (const s of [b, c]) {
     if (h.ilen[s] === 0) continue;

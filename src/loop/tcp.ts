@@ -118,7 +118,7 @@ function connectBackend(w: WorkerLoop, c: number): void {
   if (r === 0) {
     connected(w, b); // unix sockets connect at once
   } else if (r !== -E.EINPROGRESS) {
-    connectFailed(w, b, r);
+    connectFailed(w, b, `connect: ${errnoName(r)}`);
   }
 }
 
@@ -178,15 +178,9 @@ export function onTimer(w: WorkerLoop, c: number): void {
       closePair(w, c, null);
       return;
     case ST.WAITING:
-      t.ctr[CTR.CONNECT_ERRORS]++;
-      w.log.limited(
-        LEVEL.warn,
-        'connect',
-        `backend ${w.backendText}: connect did not finish within ${w.tcp.connectTimeoutMs} ms; closed the client`,
-      );
-      closePair(w, c, null);
+      connectFailed(w, t.peer[c], `connect did not finish within ${w.tcp.connectTimeoutMs} ms`);
       return;
-    case ST.PROXYING:
+    case ST.PROXYING: {
       // Quiet both ways: nothing is cut off that was on its way, unless one side stopped reading while
       // its outbox waited; either way the peers learn of it from a close.
       const from = peerAddress(t.fd[c]);
@@ -197,19 +191,22 @@ export function onTimer(w: WorkerLoop, c: number): void {
       );
       closePair(w, c, null);
       return;
+    }
   }
 }
 
-/** Client c's pair has become a tunnel (connected, or upgraded in HTTP mode): its deadline is the tunnel's. */
-export function startTunnelDeadline(w: WorkerLoop, c: number): void {
+/**
+ * (Re)starts the tunnel deadline of client c's pair from now: when it becomes a tunnel (connected, or
+ * upgraded in HTTP mode), and whenever bytes move. With --tunnel-timeout 0 the pair has no deadline.
+ */
+export function tunnelDeadline(w: WorkerLoop, c: number): void {
   if (w.tcp.tunnelTimeoutMs > 0) w.timers.arm(c, w.now + w.tcp.tunnelTimeoutMs);
   else w.timers.disarm(c);
 }
 
-/** Moves the tunnel deadline of the pair holding slot s on from now (a read brought bytes, or a write room). */
+/** Bytes moved on slot s (a read brought some, or a blocked side took some): its pair's deadline moves on. */
 function active(w: WorkerLoop, s: number): void {
-  const ms = w.tcp.tunnelTimeoutMs;
-  if (ms > 0) w.timers.arm(w.t.kind[s] === KIND.CLIENT ? s : w.t.peer[s], w.now + ms);
+  tunnelDeadline(w, w.t.kind[s] === KIND.CLIENT ? s : w.t.peer[s]);
 }
 
 /** An epoll event for a client or backend slot. */
@@ -241,7 +238,7 @@ export function onEvent(w: WorkerLoop, s: number, events: number): void {
 
 function finishConnect(w: WorkerLoop, b: number): void {
   const err = sockError(w.t.fd[b]);
-  if (err !== 0) connectFailed(w, b, err > 0 ? -err : err);
+  if (err !== 0) connectFailed(w, b, `connect: ${errnoName(err > 0 ? -err : err)}`);
   else connected(w, b);
 }
 
@@ -251,21 +248,22 @@ function connected(w: WorkerLoop, b: number): void {
   if (w.pp !== null && w.pp.o.send !== 0) {
     const r = sendHeader(w, c, b);
     if (r < 0) {
-      connectFailed(w, b, r);
+      connectFailed(w, b, `connect: ${errnoName(r)}`);
       return;
     }
   }
   t.state[b] = ST.PROXYING;
   t.state[c] = ST.PROXYING;
-  startTunnelDeadline(w, c);
+  tunnelDeadline(w, c);
   const gen = t.gen[b];
   pump(w, c); // the client may have sent bytes while we connected
   if (t.gen[b] === gen) pump(w, b);
 }
 
-function connectFailed(w: WorkerLoop, b: number, err: number): void {
+/** Backend b did not connect (`why`: the error, or the deadline): counted, logged, the client closed. */
+function connectFailed(w: WorkerLoop, b: number, why: string): void {
   w.t.ctr[CTR.CONNECT_ERRORS]++;
-  w.log.limited(LEVEL.warn, 'connect', `backend ${w.backendText}: connect: ${errnoName(err)}; closed the client`);
+  w.log.limited(LEVEL.warn, 'connect', `backend ${w.backendText}: ${why}; closed the client`);
   closePair(w, b, null);
 }
 

@@ -32,6 +32,14 @@ async function blackHole(t: Test): Promise<number> {
   return port;
 }
 
+/** A client of the proxy on `port`, and whether the proxy has closed it yet. */
+async function watched(port: number): Promise<{ c: net.Socket; ended: () => boolean }> {
+  const c = await connect(port);
+  let done = false;
+  void peerDone(c).then(() => (done = true));
+  return { c, ended: () => done };
+}
+
 t.test('a backend connect that does not finish: the client is closed at the connect deadline, counted', async (t) => {
   const port = await blackHole(t);
   const proxy = await start({
@@ -93,39 +101,33 @@ t.test('a tunnel with nothing moving is closed; one that moves, even one way or 
 
   await t.test('each read moves the deadline on: a chatty client stays for many deadlines', async (t) => {
     const proxy = await proxyOf(echo.port, 400);
-    const c = await connect(proxy.port);
-    let ended = false;
-    void peerDone(c).then(() => (ended = true));
-    for (let i = 0; i < 12 && !ended; i++) {
+    const { c, ended } = await watched(proxy.port);
+    for (let i = 0; i < 12 && !ended(); i++) {
       c.write(`m${i % 10}`);
       t.equal((await readBytes(c, 2)).toString(), `m${i % 10}`);
       await sleep(150);
     }
-    t.notOk(ended, 'open after 12 exchanges 150 ms apart (1.8 s, deadline 400 ms)');
+    t.notOk(ended(), 'open after 12 exchanges 150 ms apart (1.8 s, deadline 400 ms)');
     c.destroy();
   });
 
   await t.test('bytes one way only (an upload with no reply) keep it open', async (t) => {
     const proxy = await proxyOf(sink.port, 400);
-    const c = await connect(proxy.port);
-    let ended = false;
-    void peerDone(c).then(() => (ended = true));
+    const { c, ended } = await watched(proxy.port);
     for (let i = 0; i < 12; i++) {
       c.write('x'.repeat(1000));
       await sleep(150);
     }
-    t.notOk(ended, 'open while the client kept sending and the backend said nothing');
+    t.notOk(ended(), 'open while the client kept sending and the backend said nothing');
     await waitFor(() => proxy.stats().bytesIn === 12_000, 'every byte forwarded');
     c.destroy();
   });
 
   await t.test('a slow but steady reader is not cut off while the proxy holds bytes for it', async (t) => {
     const proxy = await proxyOf(source.port, 300);
-    const c = await connect(proxy.port);
+    const { c, ended } = await watched(proxy.port);
     let got = 0;
     let window = 0;
-    let ended = false;
-    void peerDone(c).then(() => (ended = true));
     // At most 512 KiB every 50 ms: 32 MiB takes about 3 s, ten deadlines, far more than the kernel's
     // socket buffers hold, so the proxy spends most of it blocked on this client, then resumed by it.
     c.on('data', (d: Buffer) => {
@@ -134,25 +136,23 @@ t.test('a tunnel with nothing moving is closed; one that moves, even one way or 
       if (window >= 512 << 10) c.pause();
     });
     const until = Date.now() + 20_000;
-    while (got < big.length && !ended && Date.now() < until) {
+    while (got < big.length && !ended() && Date.now() < until) {
       await sleep(50);
       window = 0;
       c.resume();
     }
-    await waitFor(() => ended, 'the end of the stream');
+    await waitFor(ended, 'the end of the stream');
     t.equal(got, big.length, 'every byte arrived');
     c.destroy();
   });
 
   await t.test('--tunnel-timeout 0: no deadline', async (t) => {
     const proxy = await proxyOf(echo.port, 0);
-    const c = await connect(proxy.port);
-    let ended = false;
-    void peerDone(c).then(() => (ended = true));
+    const { c, ended } = await watched(proxy.port);
     c.write('ping');
     t.equal((await readBytes(c, 4)).toString(), 'ping');
     await sleep(800);
-    t.notOk(ended, 'open after 800 ms of quiet');
+    t.notOk(ended(), 'open after 800 ms of quiet');
     c.write('again');
     t.equal((await readBytes(c, 5)).toString(), 'again', 'and still proxying');
     c.destroy();
