@@ -34,8 +34,10 @@
 // tens of ms (docs/benchmarks.md, "Latency"). This script pins itself to the load side's CPU too, so that its own wake-ups
 // never take the proxy's. The proxy's CPU time (utime+stime of its process, all threads, from
 // /proc/PID/stat) is read just before and just after the measured run: CPU µs/request = CPU s * 1e6 / requests.
-// Needs the build (npx tsc -p .) and haproxy, nginx, wrk on PATH. Every process it starts is killed when it
-// ends, on error, on Ctrl-C, and by a watchdog if a run hangs.
+// Each run also reads the VM's steal time (scripts/lib/peers.mjs, stealTicks); a run with more than 1% of a
+// CPU stolen says so among its problems, since steal alone can multiply a p99 (for latency use ab.mjs,
+// which measures such a window again). Needs the build (npx tsc -p .) and haproxy, nginx, wrk on PATH.
+// Every process it starts is killed when it ends, on error, on Ctrl-C, and by a watchdog if a run hangs.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
@@ -238,14 +240,17 @@ async function benchOne(proxy, nginx, pin, dir) {
         cpuUsPerReq: w.requests ? (cpuS * 1e6) / w.requests : null,
         proxyCpuPct: (100 * cpuS) / wallS,
         cpuBusyPct: { proxyCpu: busyPercent(sys0, sys1, pin.proxy), peersCpu: busyPercent(sys0, sys1, pin.peers) },
+        stealPct: w.stealMaxPct,
         wrkCommand: w.command,
       });
       const we = describeErrors(w.errors);
       if (we) row.problems.push(`wrk errors: ${we}`);
+      // ab.mjs measures such a window again; here it is only said (scripts/lib/peers.mjs, stealTicks).
+      if (w.stealMaxPct > 1) row.problems.push(`steal ${w.stealMaxPct.toFixed(1)}% of a CPU: the VM's, not the proxy's, latency`);
       if (!alive(child)) row.problems.push('proxy died during the run');
       process.stderr.write(
         `  ${proxy.id} ${resp.id}: ${Math.round(w.rps)} req/s, p50 ${fmtMs(w.p50ms)}, p99 ${fmtMs(w.p99ms)}, ` +
-          `${fmt(row.cpuUsPerReq, 1)} CPU µs/req${we ? `, ERRORS: ${we}` : ''}\n`,
+          `${fmt(row.cpuUsPerReq, 1)} CPU µs/req, steal ${w.stealMaxPct.toFixed(1)}%${we ? `, ERRORS: ${we}` : ''}\n`,
       );
       if (!alive(child)) throw new Error(`${proxy.id} died during the run:\n${tail(child.output)}`);
     }

@@ -553,15 +553,39 @@ export function procName(pid) {
  * Runs `wrk -t1 -cC -dDs --latency URL` pinned to `cpu`; resolves the parsed output. Killed if it
  * runs `durationS + 30` s.
  */
+/**
+ * One wrk run against `url`, pinned to `cpu`: wrk's numbers (parseWrk), plus `stealPct`, the share of the
+ * run's wall time the hypervisor gave each CPU's time to another guest (per CPU, from /proc/stat), and
+ * `stealMaxPct`, the larger of them.
+ */
 export async function runWrk(url, { durationS, connections = 64, threads = 1, cpu }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency', url];
+  const steal0 = stealTicks();
+  const t0 = Date.now();
   const child = startPinned('wrk', cpu, 'wrk', args);
   const killer = setTimeout(() => stopChild(child, { signal: 'SIGKILL' }), (durationS + 30) * 1000);
   const { code, signal } = await child.exited;
   clearTimeout(killer);
+  const wallTicks = ((Date.now() - t0) / 1000) * clockTicks();
+  const stealPct = stealTicks().map((v, i) => (100 * (v - steal0[i])) / wallTicks);
   const out = child.output;
   if (code !== 0) throw new Error(`wrk ${args.join(' ')} failed (${signal ?? code}):\n${tail(out)}`);
-  return { ...parseWrk(out), raw: out, command: `wrk ${args.join(' ')}` };
+  return { ...parseWrk(out), stealPct, stealMaxPct: Math.max(0, ...stealPct), raw: out, command: `wrk ${args.join(' ')}` };
+}
+
+/**
+ * Steal time so far, per CPU, in clock ticks: time this VM's CPU was runnable but the hypervisor ran
+ * another guest (the 8th value of each `cpuN` line of /proc/stat; 0 on bare metal). On the small VMs these
+ * benchmarks run on it comes in phases of tens of seconds, up to a third of a CPU, and a window it hits has
+ * a p99 ten or more times its neighbours', whatever the proxy (docs/benchmarks.md).
+ */
+export function stealTicks() {
+  const out = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+) /.exec(line);
+    if (m) out[Number(m[1])] = Number(line.trim().split(/\s+/)[8] ?? 0);
+  }
+  return out;
 }
 
 /**
