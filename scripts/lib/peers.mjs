@@ -570,7 +570,9 @@ export async function runWrk(url, { durationS, connections = 64, threads = 1, cp
   const stealPct = stealTicks().map((v, i) => (100 * (v - steal0[i])) / wallTicks);
   const out = child.output;
   if (code !== 0) throw new Error(`wrk ${args.join(' ')} failed (${signal ?? code}):\n${tail(out)}`);
-  return { ...parseWrk(out), stealPct, stealMaxPct: Math.max(0, ...stealPct), raw: out, command: `wrk ${args.join(' ')}` };
+  // Holes (an offline CPU has no line) are skipped.
+  const stealMaxPct = Math.max(0, ...stealPct.filter(Number.isFinite));
+  return { ...parseWrk(out), stealPct, stealMaxPct, raw: out, command: `wrk ${args.join(' ')}` };
 }
 
 /**
