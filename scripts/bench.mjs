@@ -36,8 +36,9 @@
 // /proc/PID/stat) is read just before and just after the measured run: CPU µs/request = CPU s * 1e6 / requests.
 // Each run also reads the VM's steal time (scripts/lib/peers.mjs, stealTicks): the steal% column is the most
 // of either CPU in any round, and rows over 1% are named under the table, since steal alone can multiply a
-// p99 (for latency use ab.mjs, which measures such a window again). Needs the build (npx tsc -p .) and haproxy, nginx, wrk on PATH.
-// Every process it starts is killed when it ends, on error, on Ctrl-C, and by a watchdog if a run hangs.
+// p99 (for latency use ab.mjs, which measures such a window again). Needs the build (npx tsc -p .) and
+// haproxy, nginx, wrk on PATH. Every process it starts is killed when it ends, on error, on Ctrl-C, and by
+// a watchdog if a run hangs.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';

@@ -550,13 +550,9 @@ export function procName(pid) {
 // wrk
 
 /**
- * Runs `wrk -t1 -cC -dDs --latency URL` pinned to `cpu`; resolves the parsed output. Killed if it
- * runs `durationS + 30` s.
- */
-/**
- * One wrk run against `url`, pinned to `cpu`: wrk's numbers (parseWrk), plus `stealPct`, the share of the
- * run's wall time the hypervisor gave each CPU's time to another guest (per CPU, from /proc/stat), and
- * `stealMaxPct`, the larger of them.
+ * Runs `wrk -t1 -cC -dDs --latency URL` pinned to `cpu`; resolves the parsed output, plus `stealPct`, the
+ * share of the run's wall time in which the hypervisor ran another guest on each CPU (from /proc/stat), and
+ * `stealMaxPct`, the largest of them. Killed if it runs `durationS + 30` s.
  */
 export async function runWrk(url, { durationS, connections = 64, threads = 1, cpu }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency', url];
@@ -578,8 +574,8 @@ export async function runWrk(url, { durationS, connections = 64, threads = 1, cp
 /**
  * Steal time so far, per CPU, in clock ticks: time this VM's CPU was runnable but the hypervisor ran
  * another guest (the 8th value of each `cpuN` line of /proc/stat; 0 on bare metal). On the small VMs these
- * benchmarks run on it comes in phases of tens of seconds, up to a third of a CPU, and a window it hits has
- * a p99 ten or more times its neighbours', whatever the proxy (docs/benchmarks.md).
+ * benchmarks run on it comes in phases of tens of seconds, up to two thirds of a CPU, and a window it hits
+ * can have a p99 ten or more times its neighbours', whatever the proxy (docs/benchmarks.md).
  */
 export function stealTicks() {
   const out = [];
