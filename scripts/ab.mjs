@@ -145,19 +145,25 @@ console.log(
   `steal limit ${maxSteal}% of a window: ${setAside} round(s) set aside and measured again; ` +
     `${rounds - kept} round(s) still over it after ${retries} retries, left out of what follows\n`,
 );
-for (const s of sides) {
+if (kept === 0) {
+  // Every round stayed over the steal limit: nothing to compare (the windows are still in --json).
+  console.log('no round was under the steal limit: try again later, or raise --max-steal');
+  process.exitCode = 1;
+} else {
+  for (const s of sides) {
+    console.log(
+      `${s.id.padEnd(14)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
+        `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})`,
+    );
+  }
   console.log(
-    `${s.id.padEnd(14)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
-      `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})`,
+    `\n${a.id} / ${b.id}, paired by round: req/s ${fmtRatios(ratio('rps'))}; CPU/req ${fmtRatios(ratio('cpuUsPerReq'))}; p99 ${fmtRatios(ratio('p99ms'))}`,
+  );
+  console.log(
+    `${a.id} at least ${b.id}'s req/s in ${count('rps', (x, y) => x >= y)} of ${kept} rounds, at most its CPU/req in ` +
+      `${count('cpuUsPerReq', (x, y) => x <= y)}, at most its p99 in ${count('p99ms', (x, y) => x <= y)}`,
   );
 }
-console.log(
-  `\n${a.id} / ${b.id}, paired by round: req/s ${fmtRatios(ratio('rps'))}; CPU/req ${fmtRatios(ratio('cpuUsPerReq'))}; p99 ${fmtRatios(ratio('p99ms'))}`,
-);
-console.log(
-  `${a.id} at least ${b.id}'s req/s in ${count('rps', (x, y) => x >= y)} of ${kept} rounds, at most its CPU/req in ` +
-    `${count('cpuUsPerReq', (x, y) => x <= y)}, at most its p99 in ${count('p99ms', (x, y) => x <= y)}`,
-);
 const errors = sides.flatMap((s) => [...s.windows, ...s.setAsideWindows].filter((w) => w.errors).map((w) => `${s.id}: ${w.errors}`));
 console.log(errors.length ? `errors: ${errors.join('; ')}` : 'no socket errors, no non-2xx/3xx responses');
 if (jsonFile) {
