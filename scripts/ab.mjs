@@ -5,7 +5,8 @@
 // ratio, and bench.mjs for the whole picture.
 //
 //   node scripts/ab.mjs [--mode tcp|http] [--path /small|/big] [--rounds N] [--duration S] [--warmup S]
-//                       [--a ffi-auto] [--b haproxy] [--max-steal PCT] [--retries N] [--json FILE]
+//                       [--a ffi-auto] [--b haproxy | --b-ref GITREF] [--a-ref GITREF]
+//                       [--max-steal PCT] [--retries N] [--json FILE]
 //
 // Both proxies (started as bench.mjs starts them, scripts/lib/proxies.mjs) are pinned to CPU 0 and nginx
 // and wrk to CPU 1; the proxy not being measured is idle in epoll_wait. Each is warmed up first (two wrk
@@ -21,10 +22,24 @@
 // hits a window multiplies its p99 whichever proxy is measured (docs/benchmarks.md). A round still over
 // the limit after its retries is kept and marked, and left out of the medians and ratios, which say how
 // many were. --max-steal 100 keeps every window.
+//
+// A change against the commit before it: --b-ref GITREF makes side B the same ffi-proxy entry as side A,
+// with the same flags, run from a build of GITREF instead of the working tree's dist/ (leave out --b). The
+// commit is unpacked with `git archive` into a temporary folder (nothing is written to .git or the working
+// tree), given a symlink to this tree's node_modules, built with this tree's TypeScript and removed at the
+// end. B is then labelled with the short hash (ffi-auto@1a2b3c4), so the ratios A/B read new/old. --a-ref
+// GITREF builds side A from a commit the same way (with both, the working tree's dist/ is not used; with
+// --a-ref alone, B is --b as usual). The header and --json name the working tree's HEAD, whether it had
+// uncommitted changes, and the commit of each build; dist/ itself is whatever was last built, and a
+// warning says so when src/ has changed since. For example, after a refactor, built with npx tsc -p .:
+//
+//   node scripts/ab.mjs --mode tcp --b-ref HEAD~1 --rounds 8
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import {
+  ROOT,
   HOST,
   SMALL_BODY,
   BIG_SIZE,
@@ -70,40 +85,59 @@ const maxSteal = Number(argValue(argv, 'max-steal') ?? 1);
 if (!(maxSteal >= 0 && maxSteal <= 100)) usage(`--max-steal takes a percentage from 0 to 100 (got ${argValue(argv, 'max-steal')})`);
 const retries = intArg('retries', 6, 0);
 const list = proxyList(mode, { generatedBy: 'scripts/ab.mjs' });
-const ids = [argValue(argv, 'a') ?? (mode === 'http' ? 'ffi-http' : 'ffi-auto'), argValue(argv, 'b') ?? (mode === 'http' ? 'haproxy-http' : 'haproxy')];
+const refs = [refArg('a-ref'), refArg('b-ref')];
+const ids = [argValue(argv, 'a') ?? (mode === 'http' ? 'ffi-http' : 'ffi-auto'), argValue(argv, 'b')];
+// --b-ref compares a build with another build of the same proxy: B is A's entry unless --b says so too.
+if (refs[1] && ids[1] !== undefined && ids[1] !== ids[0]) usage(`--b-ref runs side A's proxy (${ids[0]}) from another commit: leave out --b (got --b ${ids[1]})`);
+ids[1] ??= refs[1] ? ids[0] : mode === 'http' ? 'haproxy-http' : 'haproxy';
 const pair = ids.map((id) => list.find((p) => p.id === id) ?? usage(`--a/--b take one of ${list.map((p) => p.id).join(', ')} (got ${id})`));
-if (ids[0] === ids[1]) usage('--a and --b must differ');
+refs.forEach((ref, i) => {
+  if (ref && !pair[i].ffi) usage(`--${'ab'[i]}-ref builds ffi-proxy, but side ${'AB'[i]} is ${ids[i]}: give --a one of ${list.filter((p) => p.ffi).map((p) => p.id).join(', ')}`);
+});
+if (ids[0] === ids[1] && !refs[0] && !refs[1]) usage('--a and --b must differ (or give --b-ref GITREF to compare two builds of one)');
+const tree = treeState();
+// Each side's name in the output: the entry's id, with @shorthash when it runs a build of a commit.
+const labels = ids.map((id, i) => (refs[i] ? `${id}@${refs[i].short}` : id));
+if (labels[0] === labels[1]) labels.forEach((l, i) => (labels[i] = `${l} (${'AB'[i]})`)); // --a-ref X --b-ref X: an A/A run
 
 requireTools(['haproxy', 'nginx', 'wrk', 'taskset']);
-if (!existsSync(CLI)) {
+if (pair.some((p, i) => p.ffi && !refs[i]) && !existsSync(CLI)) {
   process.stderr.write(`ab: ${CLI} is missing; build first: npx tsc -p .\n`);
   process.exit(1);
 }
-installCleanup({ deadlineMs: (2 * (warmupS + 20) + rounds * 2 * (retries + 1) * (durationS + 5) + 120) * 1000 });
+const builds = refs.filter((r, i) => r && refs.findIndex((q) => q?.sha === r.sha) === i).length;
+installCleanup({ deadlineMs: (builds * 300 + 2 * (warmupS + 20) + rounds * 2 * (retries + 1) * (durationS + 5) + 120) * 1000 });
+if (tree.distStale) process.stderr.write(`ab: warning: ${tree.distStale} is newer than dist/cli.js: the working tree's side runs what was last built (npx tsc -p .)\n`);
+const cliOf = new Map();
+for (const ref of refs) if (ref && !cliOf.has(ref.sha)) cliOf.set(ref.sha, buildRef(ref));
 const pin = cpuPlan();
 spawnSync('taskset', ['-a', '-p', '-c', String(pin.peers), String(process.pid)], { stdio: 'ignore' });
 const dir = makeTempDir();
 removeDirLater(dir);
 const command = `node scripts/ab.mjs ${argv.join(' ')}`.trim();
 process.stderr.write(
-  `ab: ${mode} ${path}: ${ids.join(' and ')}, ${rounds} rounds of ${durationS} s each after a ${warmupS} s warm-up each; ` +
+  `ab: ${mode} ${path}: ${labels.join(' and ')}, ${rounds} rounds of ${durationS} s each after a ${warmupS} s warm-up each; ` +
     `about ${Math.ceil((2 * warmupS + rounds * 2 * (durationS + 1)) / 60)} min\n`,
 );
 const nginx = await startNginx(dir, { cpu: pin.peers });
 const url = (port) => `http://${HOST}:${port}${path}`;
 
 const sides = [];
-for (const proxy of pair) {
+for (const [i, entry] of pair.entries()) {
+  const ref = refs[i];
+  // A side built from a commit takes its entry from a list whose ffi entries run that build's cli.js.
+  const proxy = ref ? proxyList(mode, { generatedBy: 'scripts/ab.mjs', cli: cliOf.get(ref.sha) }).find((p) => p.id === entry.id) : entry;
   const port = await freePort();
   const child = await proxy.start(port, nginx.port, pin.proxy, dir);
   await waitUntilServing(child, port, { banner: proxy.banner, timeoutMs: 15000 });
   const r = await httpGet(port, path, 10000);
-  if (r.status !== 200 || r.length !== bytes) throw new Error(`${proxy.id}: GET ${path}: ${r.status}, ${r.length} B (want 200, ${bytes} B)`);
+  if (r.status !== 200 || r.length !== bytes) throw new Error(`${labels[i]}: GET ${path}: ${r.status}, ${r.length} B (want 200, ${bytes} B)`);
   // As bench.mjs: two runs, so that the proxy sees its connections close and reopen once warm.
   for (const d of warmupRuns(warmupS)) {
     await runWrk(url(port), { durationS: d, cpu: pin.peers });
   }
-  sides.push({ id: proxy.id, port, child, windows: [], setAsideWindows: [] });
+  const build = ref ? { from: 'commit', ref: ref.ref, sha: ref.sha } : proxy.ffi ? { from: 'working tree dist/', head: tree.head, dirty: tree.dirty } : null;
+  sides.push({ id: proxy.id, label: labels[i], build, port, child, windows: [], setAsideWindows: [] });
 }
 
 let setAside = 0;
@@ -112,7 +146,7 @@ for (let round = 0; round < rounds; round++) {
   for (let attempt = 0; ; attempt++) {
     const wins = [];
     for (const s of order) wins.push(await measure(s));
-    const line = order.map((s, i) => describeWindow(s.id, wins[i])).join(' | ');
+    const line = order.map((s, i) => describeWindow(s.label, wins[i])).join(' | ');
     if (wins.some((w) => w.stolen) && attempt < retries) {
       setAside++;
       order.forEach((s, i) => s.setAsideWindows.push(wins[i]));
@@ -141,6 +175,16 @@ console.log(`${v.haproxy} | ${v.nginx} | ${v.wrk} | node ${v.node} | kernel ${v.
 console.log(
   `${mode} ${path}; ${rounds} rounds, A/B alternating; wrk -t1 -c64 -d${durationS}s --latency per window; both proxies on CPU ${pin.proxy}, nginx+wrk on CPU ${pin.peers}`,
 );
+for (const [i, s] of sides.entries()) {
+  if (!s.build) continue;
+  console.log(
+    `${'AB'[i]} ${s.label}: ` +
+      (s.build.from === 'commit'
+        ? `${s.build.ref} = ${s.build.sha}, built for this run with TypeScript ${tree.tsc}`
+        : `the working tree's dist/ (built ${tree.distBuilt}), HEAD ${tree.head}` +
+          `${tree.dirty ? ` with ${tree.changes} uncommitted change(s)` : ', no uncommitted changes'}${tree.distStale ? `; ${tree.distStale} is newer than dist/` : ''}`),
+  );
+}
 console.log(
   `steal limit ${maxSteal}% of a window: ${setAside} round(s) set aside and measured again; ` +
     `${rounds - kept} round(s) still over it after ${retries} retries, left out of what follows\n`,
@@ -150,26 +194,45 @@ if (kept === 0) {
   console.log('no round was under the steal limit: try again later, or raise --max-steal');
   process.exitCode = 1;
 } else {
+  const width = Math.max(14, ...sides.map((s) => s.label.length));
   for (const s of sides) {
     console.log(
-      `${s.id.padEnd(14)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
+      `${s.label.padEnd(width)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
         `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})`,
     );
   }
+  // With a ref, say which build each side is, so that A/B reads as new/old (or whichever way round).
+  const what = (s) => (!s.build ? s.id : s.build.from === 'commit' ? `the build of ${s.build.ref}` : "the working tree's dist/");
+  const builtFrom = refs.some(Boolean) ? ` (A is ${what(a)}, B ${what(b)})` : '';
   console.log(
-    `\n${a.id} / ${b.id}, paired by round: req/s ${fmtRatios(ratio('rps'))}; CPU/req ${fmtRatios(ratio('cpuUsPerReq'))}; p99 ${fmtRatios(ratio('p99ms'))}`,
+    `\n${a.label} / ${b.label}${builtFrom}, paired by round: req/s ${fmtRatios(ratio('rps'))}; CPU/req ${fmtRatios(ratio('cpuUsPerReq'))}; p99 ${fmtRatios(ratio('p99ms'))}`,
   );
   console.log(
-    `${a.id} at least ${b.id}'s req/s in ${count('rps', (x, y) => x >= y)} of ${kept} rounds, at most its CPU/req in ` +
+    `${a.label} at least ${b.label}'s req/s in ${count('rps', (x, y) => x >= y)} of ${kept} rounds, at most its CPU/req in ` +
       `${count('cpuUsPerReq', (x, y) => x <= y)}, at most its p99 in ${count('p99ms', (x, y) => x <= y)}`,
   );
 }
-const errors = sides.flatMap((s) => [...s.windows, ...s.setAsideWindows].filter((w) => w.errors).map((w) => `${s.id}: ${w.errors}`));
+const errors = sides.flatMap((s) => [...s.windows, ...s.setAsideWindows].filter((w) => w.errors).map((w) => `${s.label}: ${w.errors}`));
 console.log(errors.length ? `errors: ${errors.join('; ')}` : 'no socket errors, no non-2xx/3xx responses');
 if (jsonFile) {
   writeFileSync(
     jsonFile,
-    JSON.stringify({ command, mode, path, rounds, durationS, warmupS, maxSteal, versions: v, sides: sides.map(({ id, windows, setAsideWindows }) => ({ id, windows, setAsideWindows })) }, null, 2),
+    JSON.stringify(
+      {
+        command,
+        mode,
+        path,
+        rounds,
+        durationS,
+        warmupS,
+        maxSteal,
+        versions: v,
+        git: { head: tree.head, dirty: tree.dirty, changes: tree.changes, distBuilt: tree.distBuilt, distStale: tree.distStale },
+        sides: sides.map(({ id, label, build, windows, setAsideWindows }) => ({ id, label, build, windows, setAsideWindows })),
+      },
+      null,
+      2,
+    ),
   );
 }
 
@@ -202,4 +265,81 @@ function describeWindow(id, win) {
 
 function fmtRatios(rs) {
   return `median ${median(rs).toFixed(2)} (${rs.map((r) => r.toFixed(2)).join(' ')})`;
+}
+
+/** `--name GITREF` resolved to { ref, sha, short }, or undefined when not given; a usage error if it is no commit. */
+function refArg(name) {
+  const ref = argValue(argv, name);
+  if (ref === undefined && !argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))) return undefined;
+  // A ref that starts with '-' would be read by git as an option.
+  if (!ref || ref.startsWith('-')) usage(`--${name} takes a commit: a hash, a branch, HEAD~1... (got ${ref ?? 'nothing'})`);
+  const r = git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+  if (r.status !== 0) usage(`--${name}: ${ref} is not a commit in ${ROOT}`);
+  const sha = r.stdout.trim();
+  return { ref, sha, short: git(['rev-parse', '--short', sha]).stdout.trim() };
+}
+
+function git(args, opts = {}) {
+  // --no-optional-locks: `git status` would otherwise refresh .git/index, and could take its lock from
+  // under someone committing in this tree at the same time.
+  return spawnSync('git', ['--no-optional-locks', '-C', ROOT, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
+}
+
+/**
+ * The working tree as the header records it: HEAD's full hash, whether anything is uncommitted (and how
+ * many paths), when dist/cli.js was built, and the newest file under src/ when it is newer than that
+ * (dist/ is not rebuilt here, so A would run older code than src/ holds).
+ */
+function treeState() {
+  const head = git(['rev-parse', 'HEAD']).stdout.trim() || null;
+  const status = git(['status', '--porcelain']);
+  const changes = status.status === 0 ? status.stdout.split('\n').filter(Boolean).length : null;
+  let distBuilt = null;
+  let distStale = null;
+  try {
+    const built = statSync(CLI).mtimeMs;
+    distBuilt = new Date(built).toISOString();
+    let newest = { ms: built, file: null };
+    for (const f of readdirSync(join(ROOT, 'src'), { recursive: true })) {
+      let ms = 0;
+      try {
+        ms = statSync(join(ROOT, 'src', f)).mtimeMs;
+      } catch {} // moved away since the listing: someone is working in src/
+      if (ms > newest.ms) newest = { ms, file: join('src', f) };
+    }
+    distStale = newest.file;
+  } catch {} // no dist/ (both sides built from commits, or a build under way): nothing to compare
+  let tsc = '?';
+  try {
+    tsc = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'typescript', 'package.json'), 'utf8')).version;
+  } catch {}
+  return { head, dirty: changes === null ? null : changes > 0, changes, distBuilt, distStale, tsc };
+}
+
+/**
+ * Builds commit `ref` in a temporary folder (removed on the way out) and returns the path of its cli.js:
+ * `git archive` unpacked by tar, node_modules a symlink to this tree's (rmSync removes the link, not what
+ * it points to), and this tree's tsc, so that the two sides differ only by their source.
+ */
+function buildRef({ ref, sha, short }) {
+  const tmp = makeTempDir(`ffi-proxy-ab-${short}-`);
+  removeDirLater(tmp);
+  process.stderr.write(`ab: building ${ref} (${short}) in ${tmp}\n`);
+  const fail = (what, r) => {
+    throw new Error(`building ${ref} (${short}): ${what} failed (${r.error?.message ?? r.signal ?? r.status}):\n${`${r.stderr ?? ''}\n${r.stdout ?? ''}`.trim()}`);
+  };
+  const archive = git(['archive', '--format=tar', sha], { encoding: 'buffer' });
+  if (archive.status !== 0) fail('git archive', archive);
+  const untar = spawnSync('tar', ['-x', '-C', tmp], { input: archive.stdout, encoding: 'utf8' });
+  if (untar.status !== 0) fail('tar -x', untar);
+  symlinkSync(join(ROOT, 'node_modules'), join(tmp, 'node_modules'));
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(tmp, 'tsconfig.json')], {
+    cwd: tmp,
+    encoding: 'utf8',
+    timeout: 300000,
+  });
+  if (tsc.status !== 0) fail('tsc', tsc);
+  const cli = join(tmp, 'dist', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`building ${ref} (${short}): no ${relative(tmp, cli)} after tsc`);
+  return cli;
 }

@@ -17,8 +17,8 @@ if (process.platform !== 'linux') fail(`runs on Linux only (this is ${process.pl
 const { default: yargs } = await import('yargs');
 const { hideBin } = await import('yargs/helpers');
 const { start, CODES, ProxyError, DEFAULTS } = await import('./index.js');
-const { startFleet } = await import('./fleet.js');
-const { Logger, levelNumber } = await import('./log.js');
+const { startFleet } = await import('./control/fleet.js');
+const { Logger, levelNumber } = await import('./core/log.js');
 const { formatAddress } = await import('./sys/index.js');
 type StartOptions = import('./index.js').StartOptions;
 type Address = import('./index.js').Address;

@@ -1,8 +1,8 @@
-// One process of a `--processes` fleet (fleet.ts). Its options arrive as JSON in argv[2], already checked
+// One process of a `--processes` fleet (control/fleet.ts). Its options arrive as JSON in argv[2], already checked
 // and resolved by the parent. It starts the proxy, says "ready" (or why it could not) over IPC, and drains
 // and exits on SIGTERM or SIGINT, or when the parent is gone: a fleet never outlives its supervisor.
 
-import type { ChildMessage } from './fleet.js';
+import type { ChildMessage } from './control/fleet.js';
 import { start, ProxyError, type StartOptions } from './index.js';
 
 const say = (m: ChildMessage) => process.send?.(m);

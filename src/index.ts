@@ -1,19 +1,19 @@
 // The library: `const proxy = await start({ listen, backend, mode })`, for test suites and embedding.
 // The CLI (cli.ts) is a thin layer over this.
 
-import { resolveOptions, type Mode, type StartOptions } from './config.js';
-import { startDemoBackend, type DemoBackend } from './http/demo.js';
+import { resolveOptions, type Mode, type StartOptions } from './control/config.js';
+import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './control/supervisor.js';
+import { Logger, levelNumber } from './core/log.js';
+import { startDemoBackend, type DemoBackend } from './demo.js';
 import { parserLayout } from './http/parser.js';
-import { Logger, levelNumber } from './log.js';
-import { backendReserve } from './loop/http.js';
-import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './loop/supervisor.js';
+import { backendReserve } from './http/state.js';
 import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';
 
-export type { StartOptions, Mode, SpliceMode } from './config.js';
-export type { Stats, WorkerStats } from './loop/supervisor.js';
+export type { StartOptions, Mode, SpliceMode } from './control/config.js';
+export type { Stats, WorkerStats } from './control/supervisor.js';
 export type { Address } from './sys/index.js';
 export { CODES, ProxyError, SysError } from './sys/index.js';
-export { DEFAULTS } from './config.js';
+export { DEFAULTS } from './control/config.js';
 
 export type Proxy = {
   /** Where it listens, with the real port when 0 was asked for. */
@@ -57,7 +57,7 @@ export function planCapacity(workers: number, maxConnections: number | null): { 
   const [soft] = raiseNofile();
   const budget = Math.max(16, Math.floor((soft - RESERVED_FDS) / workers));
   // Up to 1/8 of the budget as pipes (2 fds each): pipes are only held by connections mid bulk-transfer,
-  // and when none can be had, a connection copies instead (loop/pools.ts).
+  // and when none can be had, a connection copies instead (core/pools.ts).
   const pipes = Math.min(1024, Math.floor(budget / 16));
   let slots = budget - 2 * pipes;
   if (maxConnections !== null) slots = Math.min(slots, 2 * maxConnections + 2);
@@ -69,9 +69,10 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     throw new ProxyError(CODES.UNSUPPORTED_PLATFORM, `ffi-proxy runs on Linux only (this is ${process.platform})`);
   }
   const o = await resolveOptions({ logLevel: 'warn', ...options });
+  const mode = o.frontend.mode;
   // HTTP mode reads llhttp's struct from the node binary: check it here, once, so an unknown layout is one
   // clear line at start rather than a failure in every worker.
-  if (o.mode === 'http') parserLayout();
+  if (mode === 'http') parserLayout();
   const log = new Logger(levelNumber(o.logLevel), 'main');
   const { slots, pipes } = planCapacity(o.workers, o.maxConnections);
 
@@ -79,23 +80,19 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
   let set: WorkerSet | null = null;
   let backend = o.backend;
   if (backend === null) {
-    demo = await startDemoBackend(() => (set ? formatAddress(set.address) : formatAddress(o.listen)));
+    demo = await startDemoBackend(() => (set ? formatAddress(set.address) : formatAddress(o.frontend.listen)));
     backend = { family: 'ipv4', host: demo.host, port: demo.port };
   }
   try {
     set = await WorkerSet.start({
-      listen: o.listen,
-      backend,
+      frontends: [o.frontend],
+      backends: [{ name: 'default', address: backend, sendProxy: o.sendProxy }],
       workers: o.workers,
       capacity: slots,
-      splice: o.splice,
       bufferSize: BUFFER_SIZE,
       maxPipes: pipes,
       backlog: DEFAULT_BACKLOG,
       log,
-      tcp: o.tcp,
-      http: o.http,
-      proxyProtocol: o.proxyProtocol,
     });
   } catch (e) {
     await demo?.close();
@@ -110,10 +107,10 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     port: address.family === 'unix' ? 0 : address.port,
     backend,
     demoBackend: demo !== null,
-    mode: o.mode,
+    mode,
     workers: o.workers,
     // TCP: a connection is a client and its backend. HTTP: clients, with some slots kept for backends.
-    capacityPerWorker: o.mode === 'http' ? slots - 2 - backendReserve(slots) : Math.floor((slots - 2) / 2),
+    capacityPerWorker: mode === 'http' ? slots - 2 - backendReserve(slots) : Math.floor((slots - 2) / 2),
     stats: () => workers.stats(),
     workerStats: () => workers.workerStats(),
     close(drainTimeoutMs = o.drainTimeoutMs) {

@@ -14,10 +14,13 @@ const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
  * The proxies under test for `mode` ('tcp' or 'http'), in the order bench.mjs runs them. `forwarded`
  * (HTTP): every proxy adds X-Forwarded-For/-Proto/-Host. start(port, backendPort, cpu, dir) returns a child
  * from startPinned. `banner`: wait for its "listening on" line before waiting for the port (else the port
- * alone says it is ready). `ffi`: one of ours.
+ * alone says it is ready). `ffi`: one of ours. `cli`: the cli.js the ffi entries run (ab.mjs --b-ref passes
+ * one built from another commit); the other entries are the same whatever it is.
  */
-export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs' } = {}) {
+export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI } = {}) {
   const FORWARDED = forwarded;
+  // In error messages, say which build failed when it is not the working tree's.
+  const from = cli === CLI ? '' : ` from ${cli}`;
   const TCP_PROXIES = [
     ...['off', 'on', 'auto'].map((splice) => ({
       id: `ffi-${splice}`,
@@ -26,10 +29,10 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
       banner: true,
       start: (port, backendPort, cpu) =>
         startPinned(
-          `ffi-proxy (splice ${splice})`,
+          `ffi-proxy (splice ${splice})${from}`,
           cpu,
           process.execPath,
-          [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'tcp',
+          [cli, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'tcp',
             '--workers', '1', '--splice', splice, '--log-level', 'warn'],
           { ready: /listening on/ },
         ),
@@ -70,10 +73,10 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
       banner: true,
       start: (port, backendPort, cpu) =>
         startPinned(
-          'ffi-proxy (http)',
+          `ffi-proxy (http)${from}`,
           cpu,
           process.execPath,
-          [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'http',
+          [cli, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'http',
             '--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])],
           { ready: /listening on/ },
         ),

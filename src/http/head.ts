@@ -3,7 +3,7 @@
 // re-validate syntax; it finds fields and applies the proxy's rules.
 //
 //   scanHead(head) -> HeadInfo: a span per field line (name, value with OWS trimmed), Host count,
-//                                Connection tokens, Expect: 100-continue, Upgrade
+//                                the fields Connection names, Transfer-Encoding
 //   writeHead(head, info, out, opts)  -> the head for the next hop, either way: hop-by-hop fields removed
 //                                (RFC 9110 7.6.1), the proxy's Connection line, X-Forwarded-* on requests
 //
@@ -26,11 +26,6 @@ export class HeadInfo {
   fieldsEnd = 0;
   hosts = 0;
   host = -1; // field index of the (first) Host
-  connClose = false;
-  connKeepAlive = false;
-  connUpgrade = false;
-  upgrade = -1; // field index of Upgrade
-  expectContinue = false;
   /** Transfer-Encoding field lines, and whether the one seen is exactly `chunked` (the only coding we relay). */
   transferEncodings = 0;
   chunkedOnly = false;
@@ -81,9 +76,6 @@ export function scanHead(buf: Uint8Array, start: number, end: number, info: Head
   info.count = 0;
   info.hosts = 0;
   info.host = -1;
-  info.connClose = info.connKeepAlive = info.connUpgrade = false;
-  info.upgrade = -1;
-  info.expectContinue = false;
   info.transferEncodings = 0;
   info.chunkedOnly = false;
   if (info.connectionNamed.length) info.connectionNamed = [];
@@ -123,12 +115,6 @@ function classify(buf: Uint8Array, info: HeadInfo, i: number, ns: number, ne: nu
         if (info.host < 0) info.host = i;
       }
       return;
-    case 6:
-      if (eqLower(buf, ns, ne, 'expect') && eqLower(buf, vs, ve, '100-continue')) info.expectContinue = true;
-      return;
-    case 7:
-      if (eqLower(buf, ns, ne, 'upgrade')) info.upgrade = i;
-      return;
     case 10:
       if (eqLower(buf, ns, ne, 'connection')) connectionTokens(buf, info, vs, ve);
       return;
@@ -141,7 +127,11 @@ function classify(buf: Uint8Array, info: HeadInfo, i: number, ns: number, ne: nu
   }
 }
 
-/** Connection = #connection-option: comma-separated tokens with optional whitespace. */
+/**
+ * Connection = #connection-option: comma-separated tokens with optional whitespace. The field names it lists
+ * are hop-by-hop too; its own options (close, keep-alive, upgrade) are not names, and the proxy writes its
+ * own Connection line anyway (writeHead).
+ */
 function connectionTokens(buf: Uint8Array, info: HeadInfo, vs: number, ve: number): void {
   let p = vs;
   while (p < ve) {
@@ -151,10 +141,8 @@ function connectionTokens(buf: Uint8Array, info: HeadInfo, vs: number, ve: numbe
     let te = p;
     while (te > ts && (buf[te - 1] === SP || buf[te - 1] === HTAB)) te--;
     if (te === ts) continue;
-    if (eqLower(buf, ts, te, 'close')) info.connClose = true;
-    else if (eqLower(buf, ts, te, 'keep-alive')) info.connKeepAlive = true;
-    else if (eqLower(buf, ts, te, 'upgrade')) info.connUpgrade = true;
-    else info.connectionNamed.push(Buffer.from(buf.buffer, buf.byteOffset + ts, te - ts).toString('latin1').toLowerCase());
+    if (eqLower(buf, ts, te, 'close') || eqLower(buf, ts, te, 'keep-alive') || eqLower(buf, ts, te, 'upgrade')) continue;
+    info.connectionNamed.push(Buffer.from(buf.buffer, buf.byteOffset + ts, te - ts).toString('latin1').toLowerCase());
   }
 }
 

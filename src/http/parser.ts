@@ -23,7 +23,7 @@
 import { lowMemory } from '../sys/index.js';
 import { addressOf, llhttp, messageStop } from '../sys/llhttp.js';
 import { CODES, ProxyError } from '../sys/errors.js';
-import { HF, HPE, LAYOUTS, type Layout, METHOD, PARSER_TYPE, SETTINGS } from './parser-t.js';
+import { HF, HPE, LAYOUTS, type Layout, PARSER_TYPE, SETTINGS } from './parser-t.js';
 
 /** What execute() found; HEADERS and MESSAGE can come together (a head with no body to skip). */
 export const PEV = { NEED_MORE: 0, HEADERS: 1, MESSAGE: 2, UPGRADE: 4, ERROR: 8 } as const;
@@ -374,9 +374,6 @@ export class HttpParser {
   /** llhttp's words for the last error, e.g. "Invalid header value char". */
   errorReason(): string {
     return this.ownReason ?? (llhttp().getErrorReason(this.mem) as string | null) ?? '';
-  }
-  get isHead(): boolean {
-    return this.method === METHOD.HEAD;
   }
 }
 

@@ -1,10 +1,6 @@
 // The responses the proxy writes itself, built once at load so that sending one allocates nothing.
-// Each has a short plain-text body that says what happened; the log line says more.
-//
-// Two variants per status: `close` carries `Connection: close` and the proxy closes after writing it (the
-// framing of the rest of the connection is in doubt: malformed input, a head or body over a limit, a
-// timeout); `keepAlive` is for errors after which the client connection is still in step (the request was
-// read whole, only the backend failed), as HAProxy and nginx keep such connections.
+// Each has a short plain-text body that says what happened; the log line says more. Every one carries
+// `Connection: close`, and the proxy closes the connection after it (exchange.ts: fail, then linger).
 
 export const GENERATED = {
   400: ['Bad Request', 'the request was malformed or ambiguous'],
@@ -19,7 +15,7 @@ export const GENERATED = {
 
 export type GeneratedStatus = keyof typeof GENERATED;
 
-function build(status: GeneratedStatus, close: boolean): Buffer {
+function build(status: GeneratedStatus): Buffer {
   const [reason, what] = GENERATED[status];
   const body = `${status} ${reason}: ${what}.\n`;
   return Buffer.from(
@@ -27,24 +23,17 @@ function build(status: GeneratedStatus, close: boolean): Buffer {
       'Content-Type: text/plain; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Cache-Control: no-store\r\n' +
-      (close ? 'Connection: close\r\n' : '') +
+      'Connection: close\r\n' +
       '\r\n' +
       body,
     'latin1',
   );
 }
 
-const closing = new Map<number, Buffer>();
-const keeping = new Map<number, Buffer>();
-for (const s of Object.keys(GENERATED).map(Number) as GeneratedStatus[]) {
-  closing.set(s, build(s, true));
-  keeping.set(s, build(s, false));
-}
+const built = new Map<number, Buffer>();
+for (const s of Object.keys(GENERATED).map(Number) as GeneratedStatus[]) built.set(s, build(s));
 
 /** The bytes of a generated response. Do not modify: the same Buffer is shared by every send. */
-export function generated(status: GeneratedStatus, close: boolean): Buffer {
-  return (close ? closing : keeping).get(status)!;
+export function generated(status: GeneratedStatus): Buffer {
+  return built.get(status)!;
 }
-
-/** The interim response to `Expect: 100-continue` when the proxy answers it itself. */
-export const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');

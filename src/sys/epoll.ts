@@ -63,7 +63,3 @@ export function epollAdd(epfd: number, fd: number, events: number, slot: number,
   encodeEvent(scratch, events, slot, gen);
   return epollCtl(epfd, EPOLL.CTL_ADD, fd, scratch);
 }
-
-export function epollDel(epfd: number, fd: number): number {
-  return epollCtl(epfd, EPOLL.CTL_DEL, fd, null);
-}

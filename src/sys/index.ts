@@ -2,7 +2,7 @@
 export * from './constants.js';
 export * from './errors.js';
 export * from './sockaddr.js';
-export { EventBuffer, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollDel } from './epoll.js';
+export { EventBuffer, EPOLL_EVENT_SIZE, epollAdd, epollCreate } from './epoll.js';
 export {
   accept4,
   bufferAddress,
@@ -21,13 +21,11 @@ export {
   send,
   sendAt,
   setIntOpt,
-  setIovec,
   setLingerZero,
   shutdown,
   sockError,
   socket,
   splice,
   write,
-  writev,
 } from './libc.js';
 export * from './setup.js';

@@ -40,7 +40,6 @@ const c = {
   // buffers), koffi then converts a number instead of looking up a typed array's backing store.
   recvAt: libc.func('intptr_t recv(int fd, uintptr_t buf, uintptr_t len, int flags)'),
   sendAt: libc.func('intptr_t send(int fd, uintptr_t buf, uintptr_t len, int flags)'),
-  writev: libc.func('intptr_t writev(int fd, void *iov, int iovcnt)'),
   splice: libc.func('intptr_t splice(int fdIn, void *offIn, int fdOut, void *offOut, uintptr_t len, uint32_t flags)'),
   pipe2: libc.func('int pipe2(void *fds, int flags)'),
   fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
@@ -139,26 +138,6 @@ export function send(fd: number, buf: Uint8Array, len: number, flags: number): n
 export function write(fd: number, buf: Uint8Array, len: number): number {
   for (;;) {
     const r = c.write(fd, buf, len) as number;
-    if (r !== -1) return r;
-    const e = koffi.errno();
-    if (e !== E.EINTR) return -e;
-  }
-}
-
-/**
- * Fills iovec number `i` of `iov` (struct iovec { void *base; size_t len; }, 16 bytes on 64-bit Linux) to
- * point at `buf`. `buf` must be a Buffer with an off-heap backing store (Buffer.alloc*, a pool buffer): those
- * never move, where a tiny typed array kept on V8's heap could. Fill right before the writev call.
- */
-export function setIovec(iov: BigUint64Array, i: number, buf: Uint8Array): void {
-  iov[2 * i] = koffi.address(buf);
-  iov[2 * i + 1] = BigInt(buf.byteLength);
-}
-
-/** writev(2) over `count` iovecs filled by setIovec(). */
-export function writev(fd: number, iov: BigUint64Array, count: number): number {
-  for (;;) {
-    const r = c.writev(fd, iov, count) as number;
     if (r !== -1) return r;
     const e = koffi.errno();
     if (e !== E.EINTR) return -e;

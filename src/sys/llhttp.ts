@@ -25,7 +25,6 @@ function bind() {
     getErrorReason: lib.func('const char *llhttp_get_error_reason(void *parser)'),
     getErrorPos: lib.func('uintptr_t llhttp_get_error_pos(void *parser)'),
     errnoName: lib.func('const char *llhttp_errno_name(int err)'),
-    methodName: lib.func('const char *llhttp_method_name(int method)'),
     getType: lib.func('uint8_t llhttp_get_type(void *parser)'),
     getMethod: lib.func('uint8_t llhttp_get_method(void *parser)'),
     getHttpMajor: lib.func('uint8_t llhttp_get_http_major(void *parser)'),

@@ -2,9 +2,9 @@
 // eventfd tagged with (slot, generation), make it readable, and decode what epoll_wait wrote.
 import t from 'tap';
 import { arch } from 'node:process';
-import { EPOLL_EVENT_SIZE, EventBuffer, epollAdd, epollCreate, epollDel } from '../../dist/sys/epoll.js';
+import { EPOLL_EVENT_SIZE, EventBuffer, epollAdd, epollCreate } from '../../dist/sys/epoll.js';
 import { EPOLL } from '../../dist/sys/constants.js';
-import { close, epollWait, read, errnoName } from '../../dist/sys/libc.js';
+import { close, epollCtl, epollWait, read, errnoName } from '../../dist/sys/libc.js';
 import { createEventfd, signalEventfd } from '../../dist/sys/setup.js';
 
 t.test('epoll_event size matches the architecture', async (t) => {
@@ -34,7 +34,7 @@ t.test('epoll_wait returns our (slot, gen) tag and the event bits, edge-triggere
   t.equal(read(efd, b, 8), 8);
   t.equal(b.readBigUInt64LE(0), 1n);
   t.equal(errnoName(read(efd, b, 8)), 'EAGAIN', 'a drained non-blocking eventfd says EAGAIN');
-  t.equal(epollDel(ep, efd), 0);
+  t.equal(epollCtl(ep, EPOLL.CTL_DEL, efd, null), 0, 'and the registration can be removed');
 });
 
 t.test('a second registration of the same fd is refused with -EEXIST', async (t) => {

@@ -1,26 +1,22 @@
-// The I/O bindings against the real kernel: writev over two Buffers, splice through a pipe between two
+// The I/O bindings against the real kernel: write and read through a pipe, splice through a pipe between two
 // sockets, F_SETPIPE_SZ, and the -errno convention (EAGAIN as a value, not an exception).
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { AF, MSG, SOCK, SPLICE_F } from '../../dist/sys/constants.js';
-import { bufferAddress, close, connect, errnoName, lowMemory, read, recvAt, releaseLowMemory, send, sendAt, setIovec, socket, splice, write, writev } from '../../dist/sys/libc.js';
+import { bufferAddress, close, connect, errnoName, lowMemory, read, recvAt, releaseLowMemory, send, sendAt, socket, splice, write } from '../../dist/sys/libc.js';
 import { createPipe, pipeSize } from '../../dist/sys/setup.js';
 import { encodeSockaddr } from '../../dist/sys/sockaddr.js';
 
-t.test('writev gathers two buffers into one pipe write', async (t) => {
+t.test('two writes into a pipe come out as one read', async (t) => {
   const fds = new Int32Array(2);
   t.equal(createPipe(65536, fds), 0);
   t.teardown(() => {
     close(fds[0]);
     close(fds[1]);
   });
-  const iov = new BigUint64Array(4);
-  const a = Buffer.from('head:');
-  const b = Buffer.from('body');
-  setIovec(iov, 0, a);
-  setIovec(iov, 1, b);
-  t.equal(writev(fds[1], iov, 2), 9);
+  t.equal(write(fds[1], Buffer.from('head:'), 5), 5);
+  t.equal(write(fds[1], Buffer.from('body'), 4), 4);
   const out = Buffer.alloc(32);
   t.equal(read(fds[0], out, 32), 9);
   t.equal(out.toString('utf8', 0, 9), 'head:body');

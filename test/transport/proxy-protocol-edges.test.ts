@@ -5,7 +5,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { start } from '../../dist/index.js';
-import { PP, ProxyHeader, encodeV2, parseProxyHeader } from '../../dist/loop/proxy-protocol.js';
+import { PP, ProxyHeader, encodeV2, parseProxyHeader } from '../../dist/transport/proxy-protocol.js';
 import { closed, connect, peerDone, readResponse, serve, waitFor, type TestServer } from '../helpers/net.js';
 
 /** A TCP backend that keeps every byte each connection sent, and answers "ok" once that connection ends. */

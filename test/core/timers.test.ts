@@ -1,6 +1,6 @@
 // The per-worker timer wheel: deadlines fire once, not early, in O(1) per arm/disarm, across laps.
 import t from 'tap';
-import { TICK_MS, TimerWheel } from '../../dist/loop/timers.js';
+import { TICK_MS, TimerWheel } from '../../dist/core/timers.js';
 
 t.test('deadlines fire once they have passed, never before', async (t) => {
   const now = 1_000_000;

@@ -2,9 +2,9 @@
 // once returned, and trim() (once a second, from the worker) gives the pages of the rest back to the kernel
 // (madvise), so their memory does not wait for a garbage collection. Observable without mocks: a page given back reads as zeros afterwards.
 import t from 'tap';
-import { BufferPool } from '../../dist/loop/pools.js';
+import { BufferPool } from '../../dist/core/pools.js';
 import { bufferAddress, pageSize } from '../../dist/sys/index.js';
-import { CTR } from '../../dist/loop/types.js';
+import { CTR } from '../../dist/core/counters.js';
 
 const SIZE = 64 * 1024;
 

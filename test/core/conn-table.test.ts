@@ -1,8 +1,9 @@
 // The connection table over a SharedArrayBuffer: O(1) acquire/release through the free list, generations
 // bumped at release, and the same memory seen by a second view (as the main thread sees a worker's).
 import t from 'tap';
-import { ConnTable, tableBytes } from '../../dist/loop/table.js';
-import { KIND, ST, FL, CTR, flagNames, stateName } from '../../dist/loop/types.js';
+import { ConnTable, tableBytes } from '../../dist/core/table.js';
+import { CTR } from '../../dist/core/counters.js';
+import { KIND, ST, FL, flagNames, stateName } from '../../dist/core/types.js';
 
 t.test('acquire takes low slots first, release makes them reusable with a new generation', async (t) => {
   const sab = new SharedArrayBuffer(tableBytes(4));

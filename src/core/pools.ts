@@ -9,7 +9,7 @@
 // Worker-only: nothing here is shared with other threads except the counters it updates.
 
 import { bufferAddress, close, createPipe, lowMemory, pageSize, releasePages } from '../sys/index.js';
-import { CTR } from './types.js';
+import { CTR } from './counters.js';
 
 export class BufferPool {
   readonly size: number;

@@ -7,13 +7,15 @@ import { writeSync } from 'node:fs';
 
 export const LEVEL = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
 export type LevelName = keyof typeof LEVEL;
+/** A rate-limit key: a name, or a termination code (core/term.ts). */
+type Key = string | number;
 const NAMES = ['silent', 'error', 'warn', 'info', 'debug'];
 
 export class Logger {
   readonly level: number;
   private readonly who: string;
   // Rate limiting per key: when the window started, and how many lines were held back in it.
-  private readonly windows = new Map<string, { start: number; held: number; last: string; level: number }>();
+  private readonly windows = new Map<Key, { start: number; held: number; printed: string; level: number }>();
 
   constructor(level: number, who: string) {
     this.level = level;
@@ -50,29 +52,36 @@ export class Logger {
    * turn the log into the bottleneck. Lines held back are counted: the next line of the key says how many,
    * and so does flushHeld() once the second is over, if no line of the key comes after them.
    */
-  limited(level: number, key: string, msg: string): void {
-    if (level > this.level) return;
-    const now = Date.now();
+  limited(level: number, key: Key, msg: string): void {
+    if (!this.admits(level, key)) return;
     const w = this.windows.get(key);
-    if (w && now - w.start < 1000) {
-      if (w.held++ === 0) this.pending++;
-      w.last = msg;
-      w.level = level;
-      return;
-    }
     const held = w ? w.held : 0;
     if (held > 0) this.pending--;
-    this.windows.set(key, { start: now, held: 0, last: '', level });
+    this.windows.set(key, { start: Date.now(), held: 0, printed: msg, level });
     this.log(level, held > 0 ? `${msg} (and ${held} more like it in the last second)` : msg);
+  }
+
+  /**
+   * Whether limited(level, key, ...) would print a line now. When it would not (the level is off, or the
+   * key's second is not over), the line is counted as held back here, as limited() would count it: a hot
+   * path asks this first and builds the line only on a yes (`if (log.admits(l, k)) log.limited(l, k, text)`).
+   */
+  admits(level: number, key: Key): boolean {
+    if (level > this.level) return false;
+    const w = this.windows.get(key);
+    if (w === undefined || Date.now() - w.start >= 1000) return true;
+    if (w.held++ === 0) this.pending++;
+    w.level = level;
+    return false;
   }
 
   /** Keys with lines held back whose second is not yet reported. */
   pending = 0;
 
   /**
-   * Reports the lines held back in every window that has ended (the last one, and how many). Returns the
-   * ms until the next window with held lines ends, or -1 if none: the worker bounds its epoll_wait by it,
-   * so a flood that stops is still counted in the log.
+   * Reports the lines held back in every window that has ended: the line the window printed, and how many
+   * like it followed. Returns the ms until the next window with held lines ends, or -1 if none: the worker
+   * bounds its epoll_wait by it, so a flood that stops is still counted in the log.
    */
   flushHeld(now: number): number {
     let next = -1;
@@ -83,9 +92,9 @@ export class Logger {
         next = next < 0 ? left : Math.min(next, left);
         continue;
       }
-      this.log(w.level, `${w.last} (${w.held} like it in the last second)`);
+      this.log(w.level, `${w.printed} (${w.held} like it in the last second)`);
       this.pending--;
-      this.windows.set(key, { start: now, held: 0, last: '', level: w.level });
+      this.windows.set(key, { start: now, held: 0, printed: w.printed, level: w.level });
     }
     return next;
   }

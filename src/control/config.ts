@@ -3,16 +3,11 @@
 
 import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
-import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from './sys/index.js';
-import type { LevelName } from './log.js';
-import type { HttpOptions } from './loop/http.js';
-import type { TcpOptions } from './loop/tcp.js';
-import type { ProxyProtocolOptions } from './loop/proxied.js';
+import type { LevelName } from '../core/log.js';
+import { type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
+import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from '../sys/index.js';
 
-export const MODES = ['tcp', 'http'] as const;
-export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
-export type Mode = (typeof MODES)[number];
-export type SpliceMode = (typeof SPLICE_MODES)[number];
+export { MODES, SPLICE_MODES, type Mode, type SpliceMode };
 
 export const DEFAULTS = {
   listen: '127.0.0.1:8080',
@@ -86,18 +81,18 @@ export type StartOptions = {
 export const SEND_PROXY = ['v1', 'v2'] as const;
 export type SendProxy = (typeof SEND_PROXY)[number];
 
+/** start()'s options checked and resolved: one frontend, and the address of its backend. */
 export type Resolved = {
-  listen: Address;
-  backend: Address | null;
-  mode: Mode;
   workers: number;
-  splice: SpliceMode;
   drainTimeoutMs: number;
   logLevel: LevelName;
   maxConnections: number | null;
-  tcp: TcpOptions;
-  http: HttpOptions | null;
-  proxyProtocol: ProxyProtocolOptions | null;
+  /** Its backend is backend 0. */
+  frontend: FrontendConfig;
+  /** The backend's address; null when none was given (the caller starts the demo backend). */
+  backend: Address | null;
+  /** --send-proxy, for the backend: 0 none, else the version. */
+  sendProxy: 0 | 1 | 2;
 };
 
 function badOption(msg: string): ProxyError {
@@ -158,28 +153,35 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
   const headerTimeoutMs = millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs);
   const backendTimeoutMs = millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs);
-  const tcp: TcpOptions = {
-    connectTimeoutMs: backendTimeoutMs,
-    tunnelTimeoutMs: millis('tunnel timeout', o.tunnelTimeoutMs, DEFAULTS.tunnelTimeoutMs, true),
-  };
+  const tunnelTimeoutMs = millis('tunnel timeout', o.tunnelTimeoutMs, DEFAULTS.tunnelTimeoutMs, true);
   const sendProxy = o.sendProxy ?? null;
   if (sendProxy !== null && !SEND_PROXY.includes(sendProxy)) {
     throw badOption(`send-proxy must be one of ${SEND_PROXY.join(', ')}, not '${sendProxy}'`);
   }
-  const proxyProtocol: ProxyProtocolOptions | null =
-    o.acceptProxy || sendProxy !== null
-      ? { accept: o.acceptProxy === true, send: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0, headerTimeoutMs }
-      : null;
-  const http =
-    mode === 'http'
-      ? {
-          headerTimeoutMs,
-          idleTimeoutMs: millis('idle timeout', o.idleTimeoutMs, DEFAULTS.idleTimeoutMs),
-          backendTimeoutMs,
-          maxHeaderSize: bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT),
-          maxBodySize: bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER),
-          forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
-        }
-      : null;
-  return { listen, backend, mode, workers, splice, drainTimeoutMs, logLevel: o.logLevel ?? DEFAULTS.logLevel, maxConnections, tcp, http, proxyProtocol };
+  // HTTP's own options are checked in HTTP mode only; a TCP frontend carries their defaults, unused.
+  const http = mode === 'http';
+  const frontend: FrontendConfig = {
+    name: 'default',
+    listen,
+    mode,
+    backend: 0,
+    splice,
+    acceptProxy: o.acceptProxy === true,
+    headerTimeoutMs,
+    backendTimeoutMs,
+    tunnelTimeoutMs,
+    idleTimeoutMs: http ? millis('idle timeout', o.idleTimeoutMs, DEFAULTS.idleTimeoutMs) : DEFAULTS.idleTimeoutMs,
+    maxHeaderSize: http ? bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT) : DEFAULTS.maxHeaderSize,
+    maxBodySize: http ? bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER) : DEFAULTS.maxBodySize,
+    forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
+  };
+  return {
+    workers,
+    drainTimeoutMs,
+    logLevel: o.logLevel ?? DEFAULTS.logLevel,
+    maxConnections,
+    frontend,
+    backend,
+    sendProxy: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0,
+  };
 }

@@ -1,12 +1,17 @@
-// The main thread's side of the workers: it creates each worker's listening socket, table and waker, starts
-// the threads, reads their counters from the shared tables, and tells them to drain or stop.
+// The main thread's side of the workers: it creates each worker's listening sockets (one per frontend),
+// table, waker and mailbox, starts the threads, reads their counters from the shared tables, and tells them
+// to drain or stop.
 //
-// Control protocol (invariant 6): the main thread writes CTL.CMD with Atomics.store, then adds 1 to the
-// worker's eventfd. A worker in epoll_wait wakes on the eventfd, reads CMD and acts. It never uses
-// MessagePort messages to hear commands: it does not run Node's event loop while it serves.
+// Control (invariant 6): the main thread posts a message to the worker's mailbox, then adds 1 to the
+// worker's eventfd. A worker in epoll_wait wakes on the eventfd and reads its mailbox synchronously
+// (worker/mailbox.ts): it does not run Node's event loop while it serves, so it never sees a 'message' event.
 
-import { Worker } from 'node:worker_threads';
-import type { Logger } from '../log.js';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { CTR, type Stats, sumStats } from '../core/counters.js';
+import type { Logger } from '../core/log.js';
+import { ConnTable, tableBytes } from '../core/table.js';
+import { CTL, KIND, WSTATE } from '../core/types.js';
+import type { BackendConfig, FrontendConfig } from '../route/index.js';
 import {
   type Address,
   close,
@@ -15,45 +20,20 @@ import {
   localAddress,
   signalEventfd,
 } from '../sys/index.js';
-import type { WorkerConfig } from './loop.js';
-import type { HttpOptions } from './http.js';
-import type { ProxyProtocolOptions } from './proxied.js';
-import type { TcpOptions } from './tcp.js';
-import { ConnTable, tableBytes } from './table.js';
-import { CMD, CTL, CTR, KIND, WSTATE } from './types.js';
+import type { ControlMessage } from '../worker/mailbox.js';
+import type { WorkerConfig } from '../worker/loop.js';
+
+export type { Stats };
 
 export type WorkerSetOptions = {
-  listen: Address;
-  backend: Address;
+  frontends: FrontendConfig[];
+  backends: BackendConfig[];
   workers: number;
   capacity: number;
-  splice: 'on' | 'off' | 'auto';
   bufferSize: number;
   maxPipes: number;
   backlog: number;
   log: Logger;
-  tcp: TcpOptions;
-  http: HttpOptions | null;
-  proxyProtocol: ProxyProtocolOptions | null;
-};
-
-export type Stats = {
-  accepted: number;
-  active: number;
-  bytesIn: number;
-  bytesOut: number;
-  connectErrors: number;
-  ioErrors: number;
-  refusedFull: number;
-  buffers: number;
-  pipes: number;
-  pipesOpen: number;
-  /** HTTP mode: requests with a valid head, responses the proxy generated, requests on a reused backend. */
-  requests: number;
-  generated: number;
-  reused: number;
-  /** --accept-proxy: clients closed for a missing, malformed or late PROXY header. */
-  proxyRefused: number;
 };
 
 export type WorkerStats = {
@@ -67,6 +47,8 @@ export type WorkerStats = {
 type Slot = {
   index: number;
   cfg: WorkerConfig;
+  /** The main thread's end of the worker's mailbox. */
+  port: MessagePort;
   table: ConnTable;
   thread: Worker | null;
   exited: Promise<void>;
@@ -102,14 +84,20 @@ export const DEFAULT_BACKLOG = 4096;
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
 export class WorkerSet {
-  readonly address: Address;
+  /** Where each frontend listens, with the real port when 0 was asked for. */
+  readonly addresses: Address[];
   private readonly slots: Slot[] = [];
   private readonly log: Logger;
   private stopping = false;
 
-  private constructor(address: Address, log: Logger) {
-    this.address = address;
+  private constructor(addresses: Address[], log: Logger) {
+    this.addresses = addresses;
     this.log = log;
+  }
+
+  /** Where the first frontend listens. */
+  get address(): Address {
+    return this.addresses[0];
   }
 
   /**
@@ -117,34 +105,41 @@ export class WorkerSet {
    * workers; resolves once each has built its loop.
    */
   static async start(o: WorkerSetOptions): Promise<WorkerSet> {
-    // The first socket settles the port (port 0 asks the kernel for one); the others bind that same port,
-    // and SO_REUSEPORT spreads incoming connections over all of them.
-    const fds: number[] = [listenSocket(o.listen, { backlog: o.backlog, reusePort: true })];
+    // Per frontend, the first socket settles the port (port 0 asks the kernel for one); the others bind that
+    // same port, and SO_REUSEPORT spreads incoming connections over all of them. fds[frontend][worker].
+    const fds: number[][] = [];
     let set: WorkerSet | null = null;
     try {
-      const bound = localAddress(fds[0]);
-      for (let i = 1; i < o.workers; i++) fds.push(listenSocket(bound, { backlog: o.backlog, reusePort: true }));
+      const bound: Address[] = [];
+      for (const f of o.frontends) {
+        const first = listenSocket(f.listen, { backlog: o.backlog, reusePort: true });
+        fds.push([first]);
+        bound.push(localAddress(first));
+        for (let i = 1; i < o.workers; i++) fds[fds.length - 1].push(listenSocket(bound[bound.length - 1], { backlog: o.backlog, reusePort: true }));
+      }
+      // A restarted worker binds again where the first ones did.
+      const frontends = o.frontends.map((f, i) => ({ ...f, listen: bound[i] }));
       set = new WorkerSet(bound, o.log);
       for (let i = 0; i < o.workers; i++) {
         const sab = new SharedArrayBuffer(tableBytes(o.capacity));
+        const { port1, port2 } = new MessageChannel();
         const cfg: WorkerConfig = {
           index: i,
           sab,
           capacity: o.capacity,
-          listenFd: fds[i],
+          listenFds: fds.map((f) => f[i]),
           wakeFd: createEventfd(),
-          backend: o.backend,
-          splice: o.splice,
+          mailbox: port2,
+          frontends,
+          backends: o.backends,
           bufferSize: o.bufferSize,
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
-          tcp: o.tcp,
-          http: o.http,
-          proxyProtocol: o.proxyProtocol,
         };
         set.slots.push({
           index: i,
           cfg,
+          port: port1,
           table: new ConnTable(sab, o.capacity),
           thread: null,
           exited: Promise.resolve(),
@@ -158,13 +153,17 @@ export class WorkerSet {
       return set;
     } catch (e) {
       if (set) await set.stop(0);
-      else for (const fd of fds) close(fd);
+      else for (const fd of fds.flat()) close(fd);
       throw e;
     }
   }
 
   private spawn(s: Slot): Promise<void> {
-    const thread = new Worker(new URL('./worker.js', import.meta.url), { workerData: s.cfg, resourceLimits: WORKER_LIMITS });
+    const thread = new Worker(new URL('../worker/main.js', import.meta.url), {
+      workerData: s.cfg,
+      transferList: [s.cfg.mailbox],
+      resourceLimits: WORKER_LIMITS,
+    });
     s.thread = thread;
     s.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
@@ -223,8 +222,11 @@ export class WorkerSet {
       if (this.stopping) return;
       s.restarts++;
       try {
-        s.cfg = { ...s.cfg, listenFd: listenSocket(this.address, { backlog: DEFAULT_BACKLOG, reusePort: true }) };
-        s.cfg.sab = new SharedArrayBuffer(s.cfg.sab.byteLength);
+        const listenFds = this.addresses.map((a) => listenSocket(a, { backlog: DEFAULT_BACKLOG, reusePort: true }));
+        const { port1, port2 } = new MessageChannel();
+        s.port.close();
+        s.port = port1;
+        s.cfg = { ...s.cfg, listenFds, mailbox: port2, sab: new SharedArrayBuffer(s.cfg.sab.byteLength) };
         s.table = new ConnTable(s.cfg.sab, s.cfg.capacity);
         this.spawn(s).catch((e) => this.log.error(`worker ${s.index} could not restart: ${e}`));
       } catch (e) {
@@ -233,32 +235,18 @@ export class WorkerSet {
     }, s.backoffMs);
   }
 
-  private command(cmd: number): void {
+  /** Posts `m` to every running worker's mailbox and wakes it (invariant 6). */
+  private post(m: ControlMessage): void {
     for (const s of this.slots) {
-      Atomics.store(s.table.ctl, CTL.CMD, cmd);
-      if (s.thread) signalEventfd(s.cfg.wakeFd);
+      if (!s.thread) continue;
+      s.port.postMessage(m);
+      signalEventfd(s.cfg.wakeFd);
     }
   }
 
-  /** Counters summed over the workers. Read without locks: each is written by one worker only. */
+  /** Counters summed over the workers (core/counters.ts). Read without locks: each is written by one worker only. */
   stats(): Stats {
-    const sum = (i: number) => this.slots.reduce((a, s) => a + s.table.ctr[i], 0);
-    return {
-      accepted: sum(CTR.ACCEPTED),
-      active: sum(CTR.ACTIVE),
-      bytesIn: sum(CTR.BYTES_IN),
-      bytesOut: sum(CTR.BYTES_OUT),
-      connectErrors: sum(CTR.CONNECT_ERRORS),
-      ioErrors: sum(CTR.IO_ERRORS),
-      refusedFull: sum(CTR.REFUSED_FULL),
-      buffers: sum(CTR.BUFFERS),
-      pipes: sum(CTR.PIPES),
-      pipesOpen: sum(CTR.PIPES_OPEN),
-      requests: sum(CTR.REQUESTS),
-      generated: sum(CTR.GENERATED),
-      reused: sum(CTR.REUSED),
-      proxyRefused: sum(CTR.PP_REFUSED),
-    };
+    return sumStats(this.slots.map((s) => s.table.ctr));
   }
 
   /** Per-worker counters, for tests and the admin view. A restarted worker starts a new table. */
@@ -281,7 +269,7 @@ export class WorkerSet {
       for (const s of this.slots) if (s.retry) clearTimeout(s.retry);
       const all = Promise.all(this.slots.map((s) => s.exited));
       if (drainMs > 0) {
-        this.command(CMD.DRAIN);
+        this.post({ type: 'drain' });
         const active = this.stats().active;
         if (active > 0) this.log.info(`draining ${active} connection(s), for up to ${drainMs} ms`);
         let timer: NodeJS.Timeout | undefined;
@@ -290,9 +278,12 @@ export class WorkerSet {
         clearTimeout(timer);
         if (done === 'late') this.log.warn(`drain timeout: closing ${this.stats().active} connection(s) still open`);
       }
-      this.command(CMD.STOP);
+      this.post({ type: 'stop' });
       await all;
-      for (const s of this.slots) close(s.cfg.wakeFd);
+      for (const s of this.slots) {
+        close(s.cfg.wakeFd);
+        s.port.close();
+      }
     }
     await Promise.all(this.slots.map((s) => s.exited));
   }

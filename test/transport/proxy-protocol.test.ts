@@ -13,7 +13,7 @@ import {
   encodeV1,
   encodeV2,
   parseProxyHeader,
-} from '../../dist/loop/proxy-protocol.js';
+} from '../../dist/transport/proxy-protocol.js';
 
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 

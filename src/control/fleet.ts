@@ -17,11 +17,11 @@
 // SIGTERM: one drain, not a drain cut short by a second signal.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Logger } from '../core/log.js';
+import { startDemoBackend, type DemoBackend } from '../demo.js';
+import { CODES, ProxyError, type Address, type ErrorCode, close, formatAddress, reservePort } from '../sys/index.js';
 import { resolveOptions, type StartOptions } from './config.js';
-import { startDemoBackend, type DemoBackend } from './http/demo.js';
-import { type Logger } from './log.js';
-import { restartDelay } from './loop/supervisor.js';
-import { CODES, ProxyError, type Address, type ErrorCode, close, formatAddress, reservePort } from './sys/index.js';
+import { restartDelay } from './supervisor.js';
 
 export const MAX_PROCESSES = 64;
 
@@ -65,7 +65,7 @@ export async function startFleet(options: StartOptions, processes: number, log: 
   }
   // The children check the options again; checking here first makes a bad flag one line, not P.
   const o = await resolveOptions(options);
-  const reserved = reservePort(o.listen);
+  const reserved = reservePort(o.frontend.listen);
   const address = reserved.address;
   let demo: DemoBackend | null = null;
   let backend = o.backend;
@@ -75,68 +75,11 @@ export async function startFleet(options: StartOptions, processes: number, log: 
   }
   // Strings, as StartOptions takes them; JSON on the child's command line.
   const childOptions: StartOptions = { ...options, listen: formatAddress(address), backend: formatAddress(backend) };
-  const entry = new URL('./fleet-child.js', import.meta.url);
-
-  const children: Child[] = [];
-  let stopping = false;
-  let restartCount = 0;
-
-  // Starts child `c` and resolves with its first message, or with an error if it exits before sending one.
-  const launch = (c: Child): Promise<ChildMessage> => {
-    const proc = fork(entry, [JSON.stringify(childOptions)], {
-      env: { ...process.env, FFIP_PROCESS: String(c.index) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      detached: true,
-    });
-    c.proc = proc;
-    c.ready = false;
-    c.startedAt = Date.now();
-    const started = new Promise<ChildMessage>((resolve) => {
-      proc.once('message', (m) => {
-        c.ready = (m as ChildMessage).type === 'ready';
-        resolve(m as ChildMessage);
-      });
-      proc.once('exit', (code, sig) =>
-        resolve({ type: 'error', code: null, message: `exited during start (${sig ?? `code ${code}`})` }),
-      );
-    });
-    proc.once('exit', (code, sig) => {
-      if (c.proc === proc) c.proc = null;
-      if (stopping || !c.ready) return;
-      const lived = Date.now() - c.startedAt;
-      c.backoffMs = restartDelay(lived, c.backoffMs);
-      log.warn(
-        `process ${c.index} (pid ${proc.pid}) died (${sig ?? `exit code ${code}`}) after ${Math.round(lived / 1000)} s; ` +
-          (c.backoffMs ? `restarting in ${c.backoffMs / 1000} s` : 'restarting'),
-      );
-      c.timer = setTimeout(() => {
-        c.timer = null;
-        if (stopping) return;
-        restartCount++;
-        launch(c).then((m) => {
-          if (m.type === 'ready') log.info(`process ${c.index} restarted (pid ${c.proc?.pid})`);
-          else log.error(`process ${c.index} could not restart: ${m.message}`);
-        });
-      }, c.backoffMs);
-    });
-    return started;
-  };
-
-  const killAll = (sig: NodeJS.Signals) => {
-    for (const c of children) c.proc?.kill(sig);
-  };
-  const exited = (c: Child): Promise<void> =>
-    c.proc === null || c.proc.exitCode !== null || c.proc.signalCode !== null
-      ? Promise.resolve()
-      : new Promise((resolve) => c.proc!.once('exit', () => resolve()));
-
-  for (let i = 0; i < processes; i++) children.push({ index: i, proc: null, ready: false, startedAt: 0, backoffMs: 0, timer: null });
-  const results = await Promise.all(children.map(launch));
+  const children = new Children(JSON.stringify(childOptions), processes, log);
+  const results = await Promise.all(children.list.map((c) => children.launch(c)));
   const failed = results.findIndex((m) => m.type !== 'ready');
   if (failed >= 0) {
-    stopping = true;
-    killAll('SIGKILL');
-    await Promise.all(children.map(exited));
+    await children.stop('SIGKILL');
     await demo?.close();
     close(reserved.fd);
     const m = results[failed] as Extract<ChildMessage, { type: 'error' }>;
@@ -153,19 +96,93 @@ export async function startFleet(options: StartOptions, processes: number, log: 
     processes,
     workers: first.workers,
     capacityPerWorker: first.capacityPerWorker,
-    pids: () => children.map((c) => c.proc?.pid ?? 0),
-    restarts: () => restartCount,
+    pids: () => children.list.map((c) => c.proc?.pid ?? 0),
+    restarts: () => children.restarts,
     close() {
       closing ??= (async () => {
-        stopping = true;
-        for (const c of children) if (c.timer) clearTimeout(c.timer);
-        killAll('SIGTERM');
-        await Promise.all(children.map(exited));
+        await children.stop('SIGTERM');
         await demo?.close();
         close(reserved.fd);
       })();
       return closing;
     },
-    kill: () => killAll('SIGKILL'),
+    kill: () => children.kill('SIGKILL'),
   };
+}
+
+/** A fleet's child processes and their supervision: each started, watched, and restarted when it dies. */
+class Children {
+  readonly list: Child[] = [];
+  /** How many times a child was started again after it died. */
+  restarts = 0;
+  private stopping = false;
+  private readonly entry = new URL('../fleet-child.js', import.meta.url);
+
+  constructor(
+    private readonly options: string,
+    processes: number,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < processes; i++) this.list.push({ index: i, proc: null, ready: false, startedAt: 0, backoffMs: 0, timer: null });
+  }
+
+  /** Starts child `c` and resolves with its first message, or with an error if it exits before sending one. */
+  launch(c: Child): Promise<ChildMessage> {
+    const proc = fork(this.entry, [this.options], {
+      env: { ...process.env, FFIP_PROCESS: String(c.index) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      detached: true,
+    });
+    c.proc = proc;
+    c.ready = false;
+    c.startedAt = Date.now();
+    proc.once('exit', (code, sig) => this.died(c, proc, sig ?? `exit code ${code}`));
+    return new Promise<ChildMessage>((resolve) => {
+      proc.once('message', (m) => {
+        c.ready = (m as ChildMessage).type === 'ready';
+        resolve(m as ChildMessage);
+      });
+      proc.once('exit', (code, sig) =>
+        resolve({ type: 'error', code: null, message: `exited during start (${sig ?? `code ${code}`})` }),
+      );
+    });
+  }
+
+  /** Child c's process `proc` exited: once it had said ready, and unless the fleet is stopping, a restart. */
+  private died(c: Child, proc: ChildProcess, how: string): void {
+    if (c.proc === proc) c.proc = null;
+    if (this.stopping || !c.ready) return;
+    const lived = Date.now() - c.startedAt;
+    c.backoffMs = restartDelay(lived, c.backoffMs);
+    this.log.warn(
+      `process ${c.index} (pid ${proc.pid}) died (${how}) after ${Math.round(lived / 1000)} s; ` +
+        (c.backoffMs ? `restarting in ${c.backoffMs / 1000} s` : 'restarting'),
+    );
+    c.timer = setTimeout(() => {
+      c.timer = null;
+      if (this.stopping) return;
+      this.restarts++;
+      this.launch(c).then((m) => {
+        if (m.type === 'ready') this.log.info(`process ${c.index} restarted (pid ${c.proc?.pid})`);
+        else this.log.error(`process ${c.index} could not restart: ${m.message}`);
+      });
+    }, c.backoffMs);
+  }
+
+  kill(sig: NodeJS.Signals): void {
+    for (const c of this.list) c.proc?.kill(sig);
+  }
+
+  /** No more restarts: `sig` to every child, then waits until each has exited. */
+  async stop(sig: NodeJS.Signals): Promise<void> {
+    this.stopping = true;
+    for (const c of this.list) if (c.timer) clearTimeout(c.timer);
+    this.kill(sig);
+    await Promise.all(this.list.map((c) => exited(c)));
+  }
+}
+
+function exited(c: Child): Promise<void> {
+  const p = c.proc;
+  return p === null || p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((resolve) => p.once('exit', () => resolve()));
 }

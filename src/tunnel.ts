@@ -1,0 +1,278 @@
+// The tunnel: a client and its backend connection, paired, with bytes moved both ways untouched. Every
+// client of a TCP frontend is one, and so is an HTTP pair once a 101 upgraded it (adopt()).
+//
+//   client:  accept (or a PROXY header whole) ──> WAITING ──backend connected──> PROXYING ──> closed
+//   backend: CONNECTING ──EPOLLOUT, SO_ERROR 0──> PROXYING ──────────────────────────────> closed
+//                 └──connect failed or too slow: the client closed────────────────────────> closed
+//
+// Each slot's outbox holds what was read from its fd and not yet written to its peer: a pool buffer (copy)
+// or a pool pipe (splice). A direction src -> dst is one loop, pump(src):
+//
+//        ┌──────────── outbox not empty? ── flush to dst ── blocked (EAGAIN) ──> wait for dst's EPOLLOUT
+//        v                                      │ emptied
+//   pump(src) ── EOF_IN? ── forward FIN: shutdown(dst, SHUT_WR); both ways done? ──> close the pair
+//        │
+//        └── READABLE? ── read (or splice) into the outbox ── EAGAIN/short read: clear READABLE, wait
+//                               │ n > 0: loop                 0: EOF_IN          error: close the pair
+//
+// Backpressure falls out of this: src is not read while its outbox is not empty, so a slow dst stops
+// reads from src, its socket buffer fills and TCP flow control slows the sender (invariant 5).
+//
+// Deadlines, all on the client's slot: the connect's (backendTimeoutMs), then the tunnel's
+// (tunnelTimeoutMs), moved on by every read that brings bytes from either side and by every EPOLLOUT that
+// frees a blocked side. A pair in which nothing moves either way for that long is closed, as nginx's stream
+// proxy_timeout and HAProxy's `timeout tunnel` do. Moving a deadline later is a write to the wheel
+// (timers.ts), cheap enough for every read.
+
+import { LEVEL } from './core/log.js';
+import { TERM } from './core/term.js';
+import { FL, KIND, PROTO, ST } from './core/types.js';
+import {
+  type RouteContext,
+  connectDone,
+  connectTerm,
+  connectTimedOut,
+  lastConnectCall,
+  lastConnectErrno,
+  openBackend,
+  startConnect,
+} from './route/index.js';
+import {
+  SPLICE_MODE,
+  WRITE_EVENTS,
+  endInternal,
+  endPair,
+  flush,
+  inboxToOutbox,
+  noteEvents,
+  readOut,
+  sendFin,
+  spliceOut,
+  unblocked,
+} from './transport/index.js';
+import { E, errnoName, formatAddress, peerAddress } from './sys/index.js';
+
+// Reads per pump before the connection yields to others: 16 x 64 KiB = 1 MiB a turn. Without a bound, one
+// fast bulk transfer would hold the worker for as long as its peer keeps up.
+const READS_PER_TURN = 16;
+
+/**
+ * Client c of a TCP frontend, new (`from` 0) or past its PROXY header (the stream starts at inbox byte
+ * `from`): pair it with a new connection to its backend.
+ */
+export function open(ctx: RouteContext, c: number, from: number): void {
+  const t = ctx.t;
+  t.proto[c] = PROTO.TUNNEL;
+  t.state[c] = ST.WAITING;
+  // What came after the header goes to the backend first, once it is connected.
+  inboxToOutbox(ctx, c, from);
+  const f = ctx.frontends[t.fe[c]];
+  ctx.timers.arm(c, ctx.now + f.backendTimeoutMs);
+  const b = openBackend(ctx, c, PROTO.TUNNEL);
+  if (b < 0) {
+    connectFailed(ctx, c, -b);
+    return;
+  }
+  if (f.spliceMode === SPLICE_MODE.ON) {
+    t.flags[c] |= FL.SPLICE;
+    t.flags[b] |= FL.SPLICE;
+  }
+  const r = startConnect(ctx, b);
+  if (r === 0) connected(ctx, b);
+  else if (r !== -E.EINPROGRESS) connectFailed(ctx, c, connectTerm(r));
+}
+
+/**
+ * An HTTP pair that a 101 upgraded: from now on a tunnel. The HTTP side has released its state and put the
+ * bytes read past the two heads in the outboxes, which go first.
+ */
+export function adopt(ctx: RouteContext, c: number, b: number): void {
+  const t = ctx.t;
+  ctx.timers.disarm(b);
+  tunnelDeadline(ctx, c);
+  t.proto[c] = PROTO.TUNNEL;
+  t.proto[b] = PROTO.TUNNEL;
+  t.state[c] = ST.PROXYING;
+  t.state[b] = ST.PROXYING;
+  const gen = t.gen[c];
+  pump(ctx, b);
+  if (t.gen[c] === gen) pump(ctx, c);
+}
+
+/** An epoll event for either side. */
+export function onEvent(ctx: RouteContext, s: number, events: number): void {
+  const t = ctx.t;
+  noteEvents(t, s, events);
+  switch (t.state[s]) {
+    case ST.CONNECTING:
+      if (events & WRITE_EVENTS) finishConnect(ctx, s);
+      return;
+    case ST.WAITING:
+      return; // READABLE is remembered; the client is read once its backend is connected
+    case ST.PROXYING: {
+      const gen = t.gen[s];
+      if (unblocked(t, s, events)) {
+        active(ctx, s); // the peer took some of what waited for it
+        pump(ctx, t.peer[s]); // the peer's outbox was waiting for this fd
+        if (t.gen[s] !== gen) return; // that closed the pair
+      }
+      if (t.flags[s] & (FL.READABLE | FL.EOF_IN)) pump(ctx, s);
+      return;
+    }
+  }
+}
+
+/** A ready-queue turn: carry on where slot s stopped early. */
+export function resume(ctx: RouteContext, s: number): void {
+  if (ctx.t.state[s] === ST.PROXYING) pump(ctx, s);
+}
+
+/** Client c's deadline passed: its backend's connect, or its tunnel's inactivity. */
+export function onTimer(ctx: RouteContext, c: number): void {
+  const t = ctx.t;
+  switch (t.state[c]) {
+    case ST.WAITING:
+      connectFailed(ctx, c, connectTimedOut(ctx));
+      return;
+    case ST.PROXYING:
+      // Quiet both ways: nothing is cut off that was on its way, unless one side stopped reading while
+      // its outbox waited; either way the peers learn of it from a close.
+      if (ctx.log.admits(LEVEL.info, TERM.TUNNEL_TIMEOUT)) {
+        const from = peerAddress(t.fd[c]);
+        ctx.log.limited(
+          LEVEL.info,
+          TERM.TUNNEL_TIMEOUT,
+          `closed client ${from ? formatAddress(from) : '(gone)'}: nothing moved either way for ${ctx.frontends[t.fe[c]].tunnelTimeoutMs} ms`,
+        );
+      }
+      endPair(ctx, c, TERM.TUNNEL_TIMEOUT, false);
+      return;
+  }
+}
+
+/**
+ * (Re)starts the tunnel deadline of client c's pair from now: when it becomes a tunnel, and whenever bytes
+ * move. With a tunnel timeout of 0 the pair has no deadline.
+ */
+function tunnelDeadline(ctx: RouteContext, c: number): void {
+  const ms = ctx.frontends[ctx.t.fe[c]].tunnelTimeoutMs;
+  if (ms > 0) ctx.timers.arm(c, ctx.now + ms);
+  else ctx.timers.disarm(c);
+}
+
+/** Bytes moved on slot s (a read brought some, or a blocked side took some): its pair's deadline moves on. */
+function active(ctx: RouteContext, s: number): void {
+  tunnelDeadline(ctx, ctx.t.kind[s] === KIND.CLIENT ? s : ctx.t.peer[s]);
+}
+
+function finishConnect(ctx: RouteContext, b: number): void {
+  const r = connectDone(ctx, b);
+  if (r === 0) connected(ctx, b);
+  else connectFailed(ctx, b, connectTerm(r));
+}
+
+function connected(ctx: RouteContext, b: number): void {
+  const t = ctx.t;
+  const c = t.peer[b];
+  t.state[b] = ST.PROXYING;
+  t.state[c] = ST.PROXYING;
+  tunnelDeadline(ctx, c);
+  const gen = t.gen[b];
+  pump(ctx, c); // the client may have sent bytes while we connected
+  if (t.gen[b] === gen) pump(ctx, b);
+}
+
+/** The connect for slot s's pair failed, or took too long (`term`): logged, the client closed. */
+function connectFailed(ctx: RouteContext, s: number, term: number): void {
+  const t = ctx.t;
+  const c = t.kind[s] === KIND.CLIENT ? s : t.peer[s];
+  const be = ctx.backends[ctx.frontends[t.fe[c]].backend];
+  if (term === TERM.INTERNAL) {
+    endInternal(ctx, s, lastConnectCall, lastConnectErrno);
+    return;
+  }
+  if (ctx.log.admits(LEVEL.warn, term)) {
+    const why =
+      term === TERM.CONNECT_TIMEOUT
+        ? `connect did not finish within ${ctx.frontends[t.fe[c]].backendTimeoutMs} ms`
+        : `${lastConnectCall}: ${errnoName(lastConnectErrno)}`;
+    ctx.log.limited(LEVEL.warn, term, `backend ${be.text}: ${why}; closed the client`);
+  }
+  endPair(ctx, s, term, false);
+}
+
+/**
+ * Moves bytes from slot `src` to its peer until src has nothing more to give (EAGAIN), the peer cannot
+ * take more (its EPOLLOUT resumes us), src's turn is used up (ready queue), or the pair closes.
+ */
+function pump(ctx: RouteContext, src: number): void {
+  const t = ctx.t;
+  const dst = t.peer[src];
+  const spliceMode = ctx.frontends[t.fe[src]].spliceMode;
+  for (let reads = 0; ; ) {
+    if (t.buf[src] >= 0 || t.pipe[src] >= 0) {
+      // A blocked peer stays blocked until its EPOLLOUT (which clears W_BLOCKED and calls us again): a send
+      // now could only return EAGAIN.
+      if (t.flags[dst] & FL.W_BLOCKED) return;
+      const f = flush(ctx, src, dst);
+      if (f < 0) ioFailed(ctx, dst, 'write to', side(ctx, dst), f);
+      if (f <= 0) return;
+    }
+    const f = t.flags[src];
+    if (f & FL.EOF_IN) {
+      if (!(t.flags[dst] & FL.FIN_SENT)) forwardFin(ctx, src, dst);
+      return;
+    }
+    if (!(f & FL.READABLE)) return;
+    if (reads++ === READS_PER_TURN) {
+      ctx.enqueue(src);
+      return;
+    }
+    const n = f & FL.SPLICE ? spliceOut(ctx, src, spliceMode) : readOut(ctx, src, spliceMode);
+    if (n > 0) {
+      active(ctx, src);
+      continue;
+    }
+    if (n === 0) {
+      t.flags[src] |= FL.EOF_IN;
+      continue;
+    }
+    if (n === -E.EAGAIN) {
+      t.flags[src] &= ~FL.READABLE;
+      return;
+    }
+    ioFailed(ctx, src, 'read from', side(ctx, src), n);
+    return;
+  }
+}
+
+/** src's EOF has been read and its outbox flushed: pass the FIN on, close the pair when both ways are done. */
+function forwardFin(ctx: RouteContext, src: number, dst: number): void {
+  const t = ctx.t;
+  const r = sendFin(ctx, dst);
+  if (r < 0 && r !== -E.ENOTCONN) {
+    ioFailed(ctx, dst, 'shutdown', side(ctx, dst), r);
+    return;
+  }
+  t.flags[dst] |= FL.FIN_SENT;
+  // Both directions finished: src sent FIN (forwarded to dst), and dst's FIN was forwarded to src earlier.
+  if (t.flags[src] & FL.FIN_SENT && t.flags[dst] & FL.EOF_IN) endPair(ctx, src, TERM.DONE, false);
+}
+
+/**
+ * `op` on slot s (its `what`) failed with `err`: logged, and the pair reset, so that the healthy side cannot
+ * mistake a stream cut short for a whole one.
+ */
+function ioFailed(ctx: RouteContext, s: number, op: string, what: string, err: number): void {
+  const t = ctx.t;
+  const client = t.kind[s] === KIND.CLIENT;
+  const term = client ? TERM.CLIENT_RESET : TERM.BACKEND_RESET;
+  if (ctx.log.admits(LEVEL.info, term)) {
+    ctx.log.limited(LEVEL.info, term, `closed ${t.describe(client ? s : t.peer[s])}: ${op}${what ? ' ' + what : ''}: ${errnoName(err)}`);
+  }
+  endPair(ctx, s, term, true);
+}
+
+function side(ctx: RouteContext, s: number): string {
+  return ctx.t.kind[s] === KIND.CLIENT ? 'client' : 'backend';
+}
