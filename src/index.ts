@@ -4,7 +4,7 @@
 import { resolveOptions, type Mode, type StartOptions } from './control/config.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './control/supervisor.js';
 import { Logger, levelNumber } from './core/log.js';
-import { startDemoBackend, type DemoBackend } from './demo.js';
+import { startDemoBackend, type DemoBackend } from './control/demo.js';
 import { parserLayout } from './http/parser.js';
 import { backendReserve } from './http/state.js';
 import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';

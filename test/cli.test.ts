@@ -205,6 +205,8 @@ t.test('a flood of one kind of error is rate-limited in the log, and every line 
   };
   await waitFor(() => counted().n === N, `${N} refusals accounted for in the log`, 5000);
   t.ok(counted().lines < N / 3, `a few lines for ${N} failures (${counted().lines})`);
+  const refusals = run.stderr().split('\n').filter((l) => /connect: ECONNREFUSED/.test(l));
+  t.ok(refusals.every((l) => /\[backend_refused\]/.test(l)), 'each line names its termination code');
 });
 
 t.test('log levels: a client error is info, a backend failure is warn', async (t) => {

@@ -18,7 +18,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../core/log.js';
-import { startDemoBackend, type DemoBackend } from '../demo.js';
+import { startDemoBackend, type DemoBackend } from './demo.js';
 import { CODES, ProxyError, type Address, type ErrorCode, close, formatAddress, reservePort } from '../sys/index.js';
 import { resolveOptions, type StartOptions } from './config.js';
 import { restartDelay } from './supervisor.js';

@@ -1,13 +1,14 @@
 // Logging for the main thread and the workers. Lines go to stderr with a synchronous write: a worker spends
 // its life inside epoll_wait and never runs Node's event loop, so an asynchronous stream would not flush.
 //
-//   2026-11-25T18:30:00.123Z ffi-proxy[w0] warn: backend 127.0.0.1:9: connect: ECONNREFUSED
+//   2026-11-25T18:30:00.123Z ffi-proxy[w0] warn: backend 127.0.0.1:9: connect: ECONNREFUSED; closed the client [backend_refused]
 
 import { writeSync } from 'node:fs';
+import { termName } from './term.js';
 
 export const LEVEL = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
 export type LevelName = keyof typeof LEVEL;
-/** A rate-limit key: a name, or a termination code (core/term.ts). */
+/** A rate-limit key: a name, or a termination code (term.ts), which the line then names. */
 type Key = string | number;
 const NAMES = ['silent', 'error', 'warn', 'info', 'debug'];
 
@@ -57,8 +58,10 @@ export class Logger {
     const w = this.windows.get(key);
     const held = w ? w.held : 0;
     if (held > 0) this.pending--;
-    this.windows.set(key, { start: Date.now(), held: 0, printed: msg, level });
-    this.log(level, held > 0 ? `${msg} (and ${held} more like it in the last second)` : msg);
+    // A line keyed by a termination code names it, for grep: `... [backend_refused]`.
+    const line = typeof key === 'number' ? `${msg} [${termName(key)}]` : msg;
+    this.windows.set(key, { start: Date.now(), held: 0, printed: line, level });
+    this.log(level, held > 0 ? `${line} (and ${held} more like it in the last second)` : line);
   }
 
   /**

@@ -8,7 +8,7 @@ import { SPLICE_MODE, type HandshakeContext } from '../transport/index.js';
 import { type Address, addressFamily, encodeSockaddr, formatAddress } from '../sys/index.js';
 import type { BackendConfig, FrontendConfig } from './config.js';
 
-/** Frontend.proto values: which protocol a frontend's clients speak. */
+/** Frontend.mode values: which protocol a frontend's clients speak. */
 export const MODE = { TCP: 0, HTTP: 1 } as const;
 
 export class Frontend {

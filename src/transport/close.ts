@@ -26,7 +26,7 @@ export function recordTerm(t: ConnTable, c: number, term: number): void {
 
 /**
  * Ends the connection slot s belongs to: s and its peer are closed together (invariant 8), and the client
- * is counted once under its termination code. With `abort` both are reset (RST) rather than closed with
+ * is counted once under its termination code (invariant 12: the only place that ends a client). With `abort` both are reset (RST) rather than closed with
  * FIN, so that neither can take a stream cut short for a whole one, and the end counts as an I/O error.
  */
 export function endPair(ctx: WorkerContext, s: number, term: number, abort: boolean): void {

@@ -1,6 +1,6 @@
 // The one byte path. Every byte a protocol moves goes through a function of this file: reads into an inbox
 // or a new outbox, splices into a pipe, writes of an outbox to the peer, a FIN, a drop of unwanted input.
-// Protocol code never calls recv, send, splice or shutdown itself.
+// Protocol code never calls recv, send, splice or shutdown itself (invariant 13).
 //
 // The transport seam is rx/tx/spliceFrom/spliceTo/fin below: each tests the slot's `xprt` column, and PLAIN
 // (the socket itself) is the only transport today. TLS will be a second case there (its records decrypted
