@@ -71,8 +71,6 @@ export const TERM_INFO: readonly Info[] = [
   info('internal', 'I', 503),
 ];
 
-export type TermName = string;
-
 export function termName(code: number): string {
   return TERM_INFO[code]?.name ?? `term${code}`;
 }

@@ -50,7 +50,6 @@ import { H, type H1Context, TURNS } from './state.js';
  * OPTIONS, TRACE, by llhttp_method_t value. */
 const IDEMPOTENT = new Set([0, 1, 2, 4, 6, 7]);
 
-
 /** Client c of an HTTP frontend, just accepted: its first request's head has the header timeout. */
 export function open(ctx: H1Context, c: number): void {
   start(ctx, c);
