@@ -99,6 +99,11 @@ const argv = await yargs(hideBin(process.argv))
     choices: ['v1', 'v2'] as const,
     describe: 'start every backend connection with a PROXY protocol header naming the client',
   })
+  .option('join', {
+    type: 'boolean',
+    default: false,
+    describe: 'listen even if another ffi-proxy of this user already listens on the port (to hand over to this one); without it a port in use is an error',
+  })
   .option('log-level', {
     choices: ['silent', 'error', 'warn', 'info', 'debug'] as const,
     default: 'info' as const,
@@ -147,6 +152,7 @@ const options: StartOptions = {
     forwardedHeaders: argv['forwarded-headers'],
     acceptProxy: argv['accept-proxy'],
     sendProxy: argv['send-proxy'],
+    join: argv.join,
 };
 
 type Running = {

@@ -87,6 +87,7 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     set = await WorkerSet.start({
       frontends: [o.frontend],
       backends: [{ name: 'default', address: backend, sendProxy: o.sendProxy }],
+      join: o.join,
       workers: o.workers,
       capacity: slots,
       bufferSize: BUFFER_SIZE,

@@ -76,6 +76,12 @@ export type StartOptions = {
   acceptProxy?: boolean;
   /** Start each backend connection with a PROXY protocol header of this version naming the client. */
   sendProxy?: SendProxy;
+  /**
+   * Listen even when other SO_REUSEPORT sockets of this user already hold the port (another ffi-proxy,
+   * handing over to this one): the kernel then spreads new connections over both. Without it a port in use
+   * is an error (EADDRINUSE), whoever holds it.
+   */
+  join?: boolean;
 };
 
 export const SEND_PROXY = ['v1', 'v2'] as const;
@@ -93,6 +99,8 @@ export type Resolved = {
   backend: Address | null;
   /** --send-proxy, for the backend: 0 none, else the version. */
   sendProxy: 0 | 1 | 2;
+  /** Join listeners already on the port (StartOptions.join). */
+  join: boolean;
 };
 
 function badOption(msg: string): ProxyError {
@@ -183,5 +191,6 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     frontend,
     backend,
     sendProxy: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0,
+    join: o.join === true,
   };
 }

@@ -19,7 +19,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../core/log.js';
 import { startDemoBackend, type DemoBackend } from './demo.js';
-import { CODES, ProxyError, type Address, type ErrorCode, close, formatAddress, reservePort } from '../sys/index.js';
+import { CODES, ProxyError, type Address, type ErrorCode, checkPortFree, close, formatAddress, reservePort } from '../sys/index.js';
 import { resolveOptions, type StartOptions } from './config.js';
 import { restartDelay } from './supervisor.js';
 
@@ -65,6 +65,7 @@ export async function startFleet(options: StartOptions, processes: number, log: 
   }
   // The children check the options again; checking here first makes a bad flag one line, not P.
   const o = await resolveOptions(options);
+  if (!o.join) checkPortFree(o.frontend.listen);
   const reserved = reservePort(o.frontend.listen);
   const address = reserved.address;
   let demo: DemoBackend | null = null;
@@ -74,7 +75,8 @@ export async function startFleet(options: StartOptions, processes: number, log: 
     backend = { family: 'ipv4', host: demo.host, port: demo.port };
   }
   // Strings, as StartOptions takes them; JSON on the child's command line.
-  const childOptions: StartOptions = { ...options, listen: formatAddress(address), backend: formatAddress(backend) };
+  // The children join the port the parent holds (and one another), on purpose.
+  const childOptions: StartOptions = { ...options, listen: formatAddress(address), backend: formatAddress(backend), join: true };
   const children = new Children(JSON.stringify(childOptions), processes, log);
   const results = await Promise.all(children.list.map((c) => children.launch(c)));
   const failed = results.findIndex((m) => m.type !== 'ready');

@@ -14,6 +14,7 @@ import { CTL, KIND, WSTATE } from '../core/types.js';
 import type { BackendConfig, FrontendConfig } from '../route/index.js';
 import {
   type Address,
+  checkPortFree,
   close,
   createEventfd,
   listenSocket,
@@ -27,6 +28,8 @@ export type { Stats };
 
 export type WorkerSetOptions = {
   frontends: FrontendConfig[];
+  /** Bind even where other SO_REUSEPORT listeners already hold a port; else a port in use is EADDRINUSE. */
+  join: boolean;
   backends: BackendConfig[];
   workers: number;
   capacity: number;
@@ -109,6 +112,7 @@ export class WorkerSet {
     // same port, and SO_REUSEPORT spreads incoming connections over all of them. fds[frontend][worker].
     const fds: number[][] = [];
     let set: WorkerSet | null = null;
+    if (!o.join) for (const f of o.frontends) checkPortFree(f.listen);
     try {
       const bound: Address[] = [];
       for (const f of o.frontends) {

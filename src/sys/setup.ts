@@ -32,6 +32,18 @@ export function listenSocket(addr: Address, opts: ListenOptions): number {
 }
 
 /**
+ * Throws SysError (`listen ADDR: EADDRINUSE`) when something already holds `addr`'s port: anything that
+ * listens there, another ffi-proxy's SO_REUSEPORT listeners included, which our own SO_REUSEPORT listeners
+ * would otherwise join without a word (the kernel would then split new connections between the two). A probe
+ * socket without SO_REUSEPORT is bound and closed at once. It keeps SO_REUSEADDR, so that connections of an
+ * earlier run still in TIME_WAIT do not count. Port 0 needs no probe: the kernel picks a free port.
+ */
+export function checkPortFree(addr: Address): void {
+  if (addr.family !== 'unix' && addr.port === 0) return;
+  close(boundSocket(addr, false));
+}
+
+/**
  * A socket bound to `addr` with SO_REUSEPORT but never listening: it holds the port (and settles port 0)
  * for processes that bind their own listeners to it later, and takes no connections itself, because only
  * listening sockets join the port's reuseport group. Throws as listenSocket does (EADDRINUSE...).
