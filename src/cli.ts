@@ -16,7 +16,9 @@ if (process.platform !== 'linux') fail(`runs on Linux only (this is ${process.pl
 
 const { default: yargs } = await import('yargs');
 const { hideBin } = await import('yargs/helpers');
-const { start, CODES, ProxyError, DEFAULTS } = await import('./index.js');
+const { start, CODES, ProxyError, DEFAULTS, ConfigError } = await import('./index.js');
+const { loadConfigFile, describePlan } = await import('./control/config-file.js');
+type ProxyPlan = import('./control/plan.js').ProxyPlan;
 const { startFleet } = await import('./control/fleet.js');
 const { Logger, levelNumber } = await import('./core/log.js');
 const { formatAddress } = await import('./sys/index.js');
@@ -28,7 +30,12 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 const argv = await yargs(hideBin(process.argv))
   .scriptName('ffi-proxy')
   .usage('$0 start [options]: a TCP and HTTP/1.1 reverse proxy on epoll, splice and koffi')
-  .command('start', 'run the proxy until SIGINT or SIGTERM')
+  .command('start', 'run the proxy until SIGINT or SIGTERM (SIGHUP re-reads --config)')
+  .command('check', 'check a config file (--config FILE) and print what it would run; exit 2 on a problem')
+  .option('config', {
+    type: 'string',
+    describe: 'a config file, YAML or JSON: frontends, backends, servers, routes, health checks (docs/config.md); flags then only set workers, processes, drain-timeout, log-level, join',
+  })
   .option('listen', {
     type: 'string',
     default: DEFAULTS.listen,
@@ -109,7 +116,7 @@ const argv = await yargs(hideBin(process.argv))
     default: 'info' as const,
     describe: 'how much to log on stderr',
   })
-  .demandCommand(1, 'say what to do: ffi-proxy start')
+  .demandCommand(1, 'say what to do: ffi-proxy start, or ffi-proxy check --config FILE')
   .strict()
   .version(pkg.version)
   .help()
@@ -135,7 +142,48 @@ for (const [flag, zero] of [
   }
 }
 
-const options: StartOptions = {
+const args = hideBin(process.argv);
+/** The flag was on the command line (not merely its default). */
+const given = (flag: string) => args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`);
+const command = String(argv._[0]);
+if (command !== 'start' && command !== 'check') fail(`unknown command '${command}': say ffi-proxy start, or ffi-proxy check --config FILE`, EXIT_USAGE);
+const configFile = argv.config;
+if (command === 'check') {
+  if (configFile === undefined) fail('check needs --config FILE', EXIT_USAGE);
+  try {
+    process.stdout.write(describePlan(await loadConfigFile(configFile)) + '\n');
+    process.exit(0);
+  } catch (e) {
+    const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];
+    for (const p of problems) process.stderr.write(`ffi-proxy: ${p}\n`);
+    process.exit(EXIT_USAGE);
+  }
+}
+
+// With --config the file says what to proxy; beside it only the process's own settings may be given.
+const BESIDE_CONFIG = ['config', 'workers', 'processes', 'drain-timeout', 'log-level', 'join'];
+let processes = argv.processes;
+let options: StartOptions;
+if (configFile !== undefined) {
+  const stray = ['listen', 'backend', 'mode', 'splice', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy'].find(given);
+  if (stray !== undefined) fail(`--${stray} cannot be given with --config: say it in ${configFile} (only ${BESIDE_CONFIG.slice(1).map((f) => `--${f}`).join(', ')} may be)`, EXIT_USAGE);
+  let plan: ProxyPlan;
+  try {
+    plan = await loadConfigFile(configFile);
+  } catch (e) {
+    const n = e instanceof ConfigError ? e.problems.length : 1;
+    fail(`${(e as Error).message}${n > 1 ? ` (and ${n - 1} more: ffi-proxy check --config ${configFile})` : ''}`, EXIT_USAGE);
+  }
+  if (!given('processes')) processes = plan.processes;
+  options = {
+    config: configFile,
+    workers: argv.workers,
+    drainTimeoutMs: given('drain-timeout') ? argv['drain-timeout'] * 1000 : undefined,
+    logLevel: given('log-level') ? argv['log-level'] : undefined,
+    join: argv.join,
+  };
+} else {
+  options = {
     listen: argv.listen,
     backend: argv.backend,
     mode: argv.mode,
@@ -153,7 +201,8 @@ const options: StartOptions = {
     acceptProxy: argv['accept-proxy'],
     sendProxy: argv['send-proxy'],
     join: argv.join,
-};
+  };
+}
 
 type Running = {
   address: Address;
@@ -161,6 +210,8 @@ type Running = {
   demoBackend: boolean;
   workers: number;
   capacityPerWorker: number;
+  listening(): { name: string; address: Address }[];
+  reload(config: string): Promise<void>;
   close(drainTimeoutMs?: number): Promise<void>;
   stopNow(): Promise<void>;
 };
@@ -168,31 +219,36 @@ type Running = {
 let proxy: Running;
 let shape: string;
 try {
-  if (argv.processes === 1) {
+  if (processes === 1) {
     const p = await start(options);
-    proxy = { ...p, close: () => p.close(), stopNow: () => p.close(0) };
+    proxy = { ...p, reload: (c) => p.reload(c), close: () => p.close(), stopNow: () => p.close(0) };
     shape = `${p.workers} worker(s)`;
   } else {
     const log = new Logger(levelNumber(argv['log-level']), 'fleet');
-    const f = await startFleet(options, argv.processes, log);
+    const f = await startFleet(options, processes, log);
     // A second signal: the children stop at once (SIGKILL), and the parent goes with them.
-    proxy = { ...f, close: () => f.close(), stopNow: async () => f.kill() };
+    proxy = { ...f, reload: (c) => f.reload(c), close: () => f.close(), stopNow: async () => f.kill() };
     shape = `${f.processes} processes × ${f.workers} worker(s)`;
   }
 } catch (e) {
   if (e instanceof ProxyError) {
-    const usage = e.code === CODES.BAD_OPTION || e.code === CODES.BAD_ADDRESS;
+    const usage = e.code === CODES.BAD_OPTION || e.code === CODES.BAD_ADDRESS || e.code === CODES.BAD_CONFIG;
     fail(e.message, usage ? EXIT_USAGE : EXIT_FAILURE);
   }
   fail(`could not start: ${(e as Error).stack ?? e}`, EXIT_FAILURE);
 }
 
 const where = formatAddress(proxy.address);
-const lines = [
-  `ffi-proxy ${pkg.version} listening on ${where} (${argv.mode} mode, ${shape}, ` +
-    `up to ${proxy.capacityPerWorker} connections each worker)`,
-];
-if (proxy.demoBackend) {
+const lines =
+  configFile === undefined
+    ? [`ffi-proxy ${pkg.version} listening on ${where} (${argv.mode} mode, ${shape}, up to ${proxy.capacityPerWorker} connections each worker)`]
+    : [
+        `ffi-proxy ${pkg.version} running ${configFile} (${shape}, up to ${proxy.capacityPerWorker} connections each worker)`,
+        ...proxy.listening().map((l) => `frontend ${l.name}: listening on ${formatAddress(l.address)}`),
+      ];
+if (configFile !== undefined) {
+  // The file names its backends: `ffi-proxy check --config FILE` prints them.
+} else if (proxy.demoBackend) {
   lines.push(`backend: the built-in demo backend on ${formatAddress(proxy.backend)}; try: curl http://${where}/`);
   lines.push('to proxy your own service: npx ffi-proxy start --backend HOST:PORT');
 } else {
@@ -216,3 +272,19 @@ const onSignal = (sig: NodeJS.Signals) => {
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+
+// SIGHUP re-reads the config file (nginx's reload signal); started from flags, there is none to read, and
+// SIGHUP ends the process as it always did.
+if (configFile !== undefined) {
+  const log = new Logger(levelNumber(argv['log-level']), 'main');
+  process.on('SIGHUP', () => {
+    log.info(`SIGHUP: re-reading ${configFile}`);
+    proxy.reload(configFile).then(
+      () => log.info(`${configFile} reloaded`),
+      (e: Error) => {
+        const problems = e instanceof ConfigError ? e.problems : [e.message];
+        log.error(`${configFile} not reloaded, nothing changed: ${problems.join('; ')}`);
+      },
+    );
+  });
+}

@@ -1,8 +1,9 @@
 // One process of a `--processes` fleet (control/fleet.ts). Its options arrive as JSON in argv[2], already checked
-// and resolved by the parent. It starts the proxy, says "ready" (or why it could not) over IPC, and drains
+// and resolved by the parent: a config document with the ports the parent reserved. The parent may send it
+// another to reload. It starts the proxy, says "ready" (or why it could not) over IPC, and drains
 // and exits on SIGTERM or SIGINT, or when the parent is gone: a fleet never outlives its supervisor.
 
-import type { ChildMessage } from './control/fleet.js';
+import type { ChildMessage, ParentMessage } from './control/fleet.js';
 import { start, ProxyError, type StartOptions } from './index.js';
 
 const say = (m: ChildMessage) => process.send?.(m);
@@ -16,6 +17,14 @@ try {
   process.exit(1);
 }
 say({ type: 'ready', workers: proxy.workers, capacityPerWorker: proxy.capacityPerWorker });
+
+process.on('message', (m: ParentMessage) => {
+  if (m.type !== 'reload') return;
+  proxy.reload(m.config).then(
+    () => say({ type: 'reloaded', error: null }),
+    (e: Error) => say({ type: 'reloaded', error: e.message }),
+  );
+});
 
 let stops = 0;
 const stop = () => {

@@ -1,7 +1,9 @@
 // The library: `const proxy = await start({ listen, backend, mode })`, for test suites and embedding.
 // The CLI (cli.ts) is a thin layer over this.
 
-import { resolveOptions, type Mode, type StartOptions } from './control/config.js';
+import type { Mode, StartOptions } from './control/config.js';
+import type { ConfigDocument } from './control/document.js';
+import { Running, planFromOptions } from './control/running.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './control/supervisor.js';
 import { Logger, levelNumber } from './core/log.js';
 import { startDemoBackend, type DemoBackend } from './control/demo.js';
@@ -14,6 +16,8 @@ export type { Stats, WorkerStats } from './control/supervisor.js';
 export type { Address } from './sys/index.js';
 export { CODES, ProxyError, SysError } from './sys/index.js';
 export { DEFAULTS } from './control/config.js';
+export type { ConfigDocument } from './control/document.js';
+export { ConfigError } from './control/config-file.js';
 
 export type Proxy = {
   /** Where it listens, with the real port when 0 was asked for. */
@@ -34,6 +38,21 @@ export type Proxy = {
   stats(): Stats;
   /** Per worker: accepted and open connections, state, and how often it was restarted after dying. */
   workerStats(): WorkerStats[];
+  /** Where each frontend listens, by name, with the real port when 0 was asked for. */
+  listening(): { name: string; address: Address }[];
+  /**
+   * Runs another config from now on (a file's path, or a document as in a config file): new frontends start
+   * listening, removed ones stop accepting and their connections finish, changed backends apply to new
+   * connections; unchanged listeners keep their sockets. A config with a problem, or a port in use, throws
+   * (ProxyError) and changes nothing. docs/config.md.
+   */
+  reload(config: string | ConfigDocument): Promise<void>;
+  /** Adds a frontend (a document as in a config's `frontends`); resolves with where it listens. */
+  addFrontend(frontend: ConfigDocument): Promise<Address>;
+  /** Takes a frontend out by name: it stops accepting; its connections finish. */
+  removeFrontend(name: string): Promise<void>;
+  /** Gives a backend these servers: addresses, or documents as in a config's `servers`. */
+  setServers(backend: string, servers: (string | ConfigDocument)[]): Promise<void>;
   /**
    * Stops accepting, lets open connections finish for up to `drainTimeoutMs` (default: the start option),
    * closes the rest and ends the workers. Safe to call more than once.
@@ -68,55 +87,57 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
   if (process.platform !== 'linux') {
     throw new ProxyError(CODES.UNSUPPORTED_PLATFORM, `ffi-proxy runs on Linux only (this is ${process.platform})`);
   }
-  const o = await resolveOptions({ logLevel: 'warn', ...options });
-  const mode = o.frontend.mode;
-  // HTTP mode reads llhttp's struct from the node binary: check it here, once, so an unknown layout is one
-  // clear line at start rather than a failure in every worker.
-  if (mode === 'http') parserLayout();
-  const log = new Logger(levelNumber(o.logLevel), 'main');
-  const { slots, pipes } = planCapacity(o.workers, o.maxConnections);
+  const { plan, demo: wantDemo } = await planFromOptions(options);
+  // HTTP reads llhttp's struct from the node binary: check it here, once, so an unknown layout is one clear
+  // line at start rather than a failure in every worker.
+  if (plan.frontends.some((f) => f.mode === 'http')) parserLayout();
+  const log = new Logger(levelNumber(plan.logLevel), 'main');
+  const { slots, pipes } = planCapacity(plan.workers, plan.maxConnections);
 
   let demo: DemoBackend | null = null;
-  let set: WorkerSet | null = null;
-  let backend = o.backend;
-  if (backend === null) {
-    demo = await startDemoBackend(() => (set ? formatAddress(set.address) : formatAddress(o.frontend.listen)));
-    backend = { family: 'ipv4', host: demo.host, port: demo.port };
+  let running: Running | null = null;
+  if (wantDemo) {
+    demo = await startDemoBackend(() => formatAddress(running ? running.workers.address : plan.frontends[0].listen));
+    plan.backends[0].servers[0].address = { family: 'ipv4', host: demo.host, port: demo.port };
   }
   try {
-    set = await WorkerSet.start({
-      frontends: [o.frontend],
-      backends: [{ name: 'default', address: backend, sendProxy: o.sendProxy }],
-      join: o.join,
-      workers: o.workers,
-      capacity: slots,
-      bufferSize: BUFFER_SIZE,
-      maxPipes: pipes,
-      backlog: DEFAULT_BACKLOG,
-      log,
-    });
+    running = await Running.start(plan, log, (o) =>
+      WorkerSet.start({ ...o, workers: plan.workers, capacity: slots, bufferSize: BUFFER_SIZE, maxPipes: pipes, backlog: DEFAULT_BACKLOG, log }),
+    );
   } catch (e) {
     await demo?.close();
     throw e;
   }
-  const workers = set;
+  const r = running;
+  const workers = r.workers;
   const address = workers.address;
+  const mode = plan.frontends[0].mode;
   let closing: Promise<void> | null = null;
   return {
     address,
     host: address.family === 'unix' ? '' : address.host,
     port: address.family === 'unix' ? 0 : address.port,
-    backend,
+    backend: plan.backends[plan.frontends[0].backend].servers[0].address,
     demoBackend: demo !== null,
     mode,
-    workers: o.workers,
+    workers: plan.workers,
     // TCP: a connection is a client and its backend. HTTP: clients, with some slots kept for backends.
     capacityPerWorker: mode === 'http' ? slots - 2 - backendReserve(slots) : Math.floor((slots - 2) / 2),
     stats: () => workers.stats(),
     workerStats: () => workers.workerStats(),
-    close(drainTimeoutMs = o.drainTimeoutMs) {
-      closing ??= workers.stop(drainTimeoutMs).then(() => demo?.close());
+    listening: () => r.listening(),
+    reload: (config) => r.reload(config),
+    addFrontend: (frontend) => r.addFrontend(frontend),
+    removeFrontend: (name) => r.removeFrontend(name),
+    setServers: (backend, servers) => r.setServers(backend, servers),
+    close(drainTimeoutMs = r.current().drainTimeoutMs) {
+      closing ??= (async () => {
+        r.stop();
+        await workers.stop(drainTimeoutMs);
+        await demo?.close();
+      })();
       return closing;
     },
   };
 }
+

@@ -29,6 +29,8 @@ import { TERM } from './core/term.js';
 import { FL, KIND, PROTO, ST } from './core/types.js';
 import {
   type RouteContext,
+  type Server,
+  chooseServer,
   connectDone,
   connectTerm,
   connectTimedOut,
@@ -36,6 +38,7 @@ import {
   lastConnectErrno,
   openBackend,
   startConnect,
+  where,
 } from './route/index.js';
 import {
   SPLICE_MODE,
@@ -58,7 +61,7 @@ const READS_PER_TURN = 16;
 
 /**
  * Client c of a TCP frontend, new (`from` 0) or past its PROXY header (the stream starts at inbox byte
- * `from`): pair it with a new connection to its backend.
+ * `from`): pair it with a new connection to a server of its backend.
  */
 export function open(ctx: RouteContext, c: number, from: number): void {
   const t = ctx.t;
@@ -66,11 +69,24 @@ export function open(ctx: RouteContext, c: number, from: number): void {
   t.state[c] = ST.WAITING;
   // What came after the header goes to the backend first, once it is connected.
   inboxToOutbox(ctx, c, from);
+  const be = ctx.backends[ctx.frontends[t.fe[c]].backend];
+  const srv = chooseServer(ctx, c, be, -1);
+  if (srv === null) {
+    if (ctx.log.admits(LEVEL.warn, TERM.NO_SERVER)) ctx.log.limited(LEVEL.warn, TERM.NO_SERVER, `${where(be, null)}: no server up; closed the client`);
+    endPair(ctx, c, TERM.NO_SERVER, false);
+    return;
+  }
+  connectTo(ctx, c, srv);
+}
+
+/** Pairs client c with a new connection to server srv, under the connect deadline. */
+function connectTo(ctx: RouteContext, c: number, srv: Server): void {
+  const t = ctx.t;
   const f = ctx.frontends[t.fe[c]];
   ctx.timers.arm(c, ctx.now + f.backendTimeoutMs);
-  const b = openBackend(ctx, c, PROTO.TUNNEL);
+  const b = openBackend(ctx, c, srv, PROTO.TUNNEL);
   if (b < 0) {
-    connectFailed(ctx, c, -b);
+    connectFailed(ctx, c, srv, -b);
     return;
   }
   if (f.spliceMode === SPLICE_MODE.ON) {
@@ -79,7 +95,7 @@ export function open(ctx: RouteContext, c: number, from: number): void {
   }
   const r = startConnect(ctx, b);
   if (r === 0) connected(ctx, b);
-  else if (r !== -E.EINPROGRESS) connectFailed(ctx, c, connectTerm(r));
+  else if (r !== -E.EINPROGRESS) connectFailed(ctx, c, srv, connectTerm(r));
 }
 
 /**
@@ -131,9 +147,11 @@ export function resume(ctx: RouteContext, s: number): void {
 export function onTimer(ctx: RouteContext, c: number): void {
   const t = ctx.t;
   switch (t.state[c]) {
-    case ST.WAITING:
-      connectFailed(ctx, c, connectTimedOut(ctx));
+    case ST.WAITING: {
+      const b = t.peer[c];
+      connectFailed(ctx, c, ctx.servers[t.srv[b]]!, connectTimedOut(ctx, b));
       return;
+    }
     case ST.PROXYING:
       // Quiet both ways: nothing is cut off that was on its way, unless one side stopped reading while
       // its outbox waited; either way the peers learn of it from a close.
@@ -168,7 +186,7 @@ function active(ctx: RouteContext, s: number): void {
 function finishConnect(ctx: RouteContext, b: number): void {
   const r = connectDone(ctx, b);
   if (r === 0) connected(ctx, b);
-  else connectFailed(ctx, b, connectTerm(r));
+  else connectFailed(ctx, ctx.t.peer[b], ctx.servers[ctx.t.srv[b]]!, connectTerm(r));
 }
 
 function connected(ctx: RouteContext, b: number): void {
@@ -182,23 +200,32 @@ function connected(ctx: RouteContext, b: number): void {
   if (t.gen[b] === gen) pump(ctx, b);
 }
 
-/** The connect for slot s's pair failed, or took too long (`term`): logged, the client closed. */
-function connectFailed(ctx: RouteContext, s: number, term: number): void {
+/**
+ * Client c's connect to srv failed, or took too long (`term`): its backend slot is closed, and it tries
+ * another server while its backend's retries last; else it is logged and the client closed.
+ */
+function connectFailed(ctx: RouteContext, c: number, srv: Server, term: number): void {
   const t = ctx.t;
-  const c = t.kind[s] === KIND.CLIENT ? s : t.peer[s];
-  const be = ctx.backends[ctx.frontends[t.fe[c]].backend];
+  const b = t.peer[c];
+  if (b >= 0) {
+    t.peer[c] = -1;
+    ctx.closeSlot(b, false);
+  }
   if (term === TERM.INTERNAL) {
-    endInternal(ctx, s, lastConnectCall, lastConnectErrno);
+    endInternal(ctx, c, lastConnectCall, lastConnectErrno);
     return;
   }
-  if (ctx.log.admits(LEVEL.warn, term)) {
-    const why =
-      term === TERM.CONNECT_TIMEOUT
-        ? `connect did not finish within ${ctx.frontends[t.fe[c]].backendTimeoutMs} ms`
-        : `${lastConnectCall}: ${errnoName(lastConnectErrno)}`;
-    ctx.log.limited(LEVEL.warn, term, `backend ${be.text}: ${why}; closed the client`);
+  const f = ctx.frontends[t.fe[c]];
+  const be = ctx.backends[f.backend];
+  const next = term === TERM.TABLE_FULL ? null : chooseServer(ctx, c, be, srv.id);
+  const level = next === null ? LEVEL.warn : LEVEL.info;
+  const key = next === null ? term : 'connect-retry';
+  if (ctx.log.admits(level, key)) {
+    const why = term === TERM.CONNECT_TIMEOUT ? `connect did not finish within ${f.backendTimeoutMs} ms` : `${lastConnectCall}: ${errnoName(lastConnectErrno)}`;
+    ctx.log.limited(level, key, `${where(be, srv)}: ${why}; ${next === null ? 'closed the client' : `trying ${next.name}`}`);
   }
-  endPair(ctx, s, term, false);
+  if (next !== null) connectTo(ctx, c, next);
+  else endPair(ctx, c, term, false);
 }
 
 /**

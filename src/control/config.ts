@@ -4,8 +4,9 @@
 import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
 import type { LevelName } from '../core/log.js';
-import { type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
+import { type Balance, type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from '../sys/index.js';
+import type { ProxyPlan } from './plan.js';
 
 export { MODES, SPLICE_MODES, type Mode, type SpliceMode };
 
@@ -29,6 +30,13 @@ export const DEFAULTS = {
   maxHeaderSize: 16 * 1024,
   maxBodySize: 0,
   forwardedHeaders: true,
+  // Backends: HAProxy's and nginx's default balance; HAProxy's `retries 3`; its `check inter 2s rise 2
+  // fall 3`, with a check's timeout its interval (HAProxy's default when `timeout check` is not set).
+  balance: 'round-robin' as Balance,
+  retries: 3,
+  healthIntervalMs: 2000,
+  healthRise: 2,
+  healthFall: 3,
 };
 
 /** A head must fit, with room for the X-Forwarded-* lines, in the 64 KiB inbox and outbox buffers. */
@@ -36,6 +44,12 @@ export const MAX_HEADER_SIZE_LIMIT = 32 * 1024;
 
 /** Options of start(). Everything is optional; see DEFAULTS and the README for what each means. */
 export type StartOptions = {
+  /**
+   * A config file's path, or a config document (docs/config.md): frontends and backends, instead of the
+   * listen/backend/mode options and the options for them. Beside it only workers, drainTimeoutMs,
+   * logLevel, maxConnections and join may be given, and they win over the config's.
+   */
+  config?: string | Record<string, unknown>;
   /** `HOST:PORT` or `[IPv6]:PORT` to listen on; port 0 picks a free port (see Proxy.address). */
   listen?: string;
   /** `HOST:PORT`, `[IPv6]:PORT` or `unix:/path`. Omitted: a built-in demo backend is started. */
@@ -87,20 +101,11 @@ export type StartOptions = {
 export const SEND_PROXY = ['v1', 'v2'] as const;
 export type SendProxy = (typeof SEND_PROXY)[number];
 
-/** start()'s options checked and resolved: one frontend, and the address of its backend. */
+/** start()'s flags checked and resolved: the plan, and whether its backend is the demo backend to start. */
 export type Resolved = {
-  workers: number;
-  drainTimeoutMs: number;
-  logLevel: LevelName;
-  maxConnections: number | null;
-  /** Its backend is backend 0. */
-  frontend: FrontendConfig;
-  /** The backend's address; null when none was given (the caller starts the demo backend). */
-  backend: Address | null;
-  /** --send-proxy, for the backend: 0 none, else the version. */
-  sendProxy: 0 | 1 | 2;
-  /** Join listeners already on the port (StartOptions.join). */
-  join: boolean;
+  plan: ProxyPlan;
+  /** No backend was given: the caller starts the demo backend and puts its address in backend 0's server. */
+  demo: boolean;
 };
 
 function badOption(msg: string): ProxyError {
@@ -130,10 +135,13 @@ function positiveInt(name: string, v: unknown, max: number): number {
   return v;
 }
 
-async function resolve(spec: AddressSpec, role: string): Promise<Address> {
+/**
+ * The address `spec` names: itself, or a host name looked up once (the resolver's first answer, as Node's
+ * own clients take it). Throws ProxyError(FFIP_ERR_BAD_ADDRESS) naming `role` when it cannot be resolved.
+ */
+export async function resolveAddress(spec: AddressSpec, role: string): Promise<Address> {
   if (spec.family !== 'name') return spec;
   try {
-    // The resolver's first answer, as Node's own clients take it.
     const { address, family } = await lookup(spec.host);
     return { family: family === 6 ? 'ipv6' : 'ipv4', host: address, port: spec.port };
   } catch (e) {
@@ -156,8 +164,8 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const maxConnections = o.maxConnections === undefined ? null : positiveInt('maxConnections', o.maxConnections, 1 << 24);
   const listenSpec = parseAddress(o.listen ?? DEFAULTS.listen);
   if (listenSpec.family === 'unix') throw badOption('listen must be HOST:PORT or [IPv6]:PORT; unix: is for --backend');
-  const listen = await resolve(listenSpec, 'listen');
-  const backend = o.backend === undefined ? null : await resolve(parseAddress(o.backend), 'backend');
+  const listen = await resolveAddress(listenSpec, 'listen');
+  const backend = o.backend === undefined ? null : await resolveAddress(parseAddress(o.backend), 'backend');
   if (backend && backend.family !== 'unix' && backend.port === 0) throw badOption('backend port must not be 0');
   const headerTimeoutMs = millis('header timeout', o.headerTimeoutMs, DEFAULTS.headerTimeoutMs);
   const backendTimeoutMs = millis('backend timeout', o.backendTimeoutMs, DEFAULTS.backendTimeoutMs);
@@ -173,6 +181,7 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     listen,
     mode,
     backend: 0,
+    routes: [],
     splice,
     acceptProxy: o.acceptProxy === true,
     headerTimeoutMs,
@@ -183,14 +192,28 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     maxBodySize: http ? bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER) : DEFAULTS.maxBodySize,
     forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
   };
+  const address: Address = backend ?? { family: 'ipv4', host: '127.0.0.1', port: 0 };
+  const name = backend === null ? 'demo' : formatAddress(backend);
   return {
-    workers,
-    drainTimeoutMs,
-    logLevel: o.logLevel ?? DEFAULTS.logLevel,
-    maxConnections,
-    frontend,
-    backend,
-    sendProxy: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0,
-    join: o.join === true,
+    plan: {
+      frontends: [frontend],
+      backends: [
+        {
+          name,
+          balance: DEFAULTS.balance,
+          servers: [{ id: 0, name, address, weight: 1, backup: false }],
+          health: null,
+          sendProxy: sendProxy === 'v1' ? 1 : sendProxy === 'v2' ? 2 : 0,
+          retries: DEFAULTS.retries,
+        },
+      ],
+      workers,
+      processes: 1,
+      drainTimeoutMs,
+      logLevel: o.logLevel ?? DEFAULTS.logLevel,
+      maxConnections,
+      join: o.join === true,
+    },
+    demo: backend === null,
   };
 }

@@ -1,14 +1,15 @@
-// `--processes P`: P proxy processes on one port, each with its own workers, table and open-file limit, so
-// one machine holds more connections than one process may have files. The parent does no proxying:
+// `--processes P`: P proxy processes on the same ports, each with its own workers, table and open-file
+// limit, so one machine holds more connections than one process may have files. The parent does no proxying:
 //
-//   parent: check options ─> reserve the port (bound, never listening) ─> demo backend if none given
-//           ─> fork P children (fleet-child.js) ─> wait for each one's "ready" ─> supervise
-//   child:  start() with the resolved listen and backend addresses ─> "ready" ─> serve until SIGTERM/SIGINT
-//           or until the parent is gone (its IPC channel closes), then drain and exit
+//   parent: the plan (flags or config) ─> reserve each frontend's port (bound, never listening) ─> demo
+//           backend if none given ─> fork P children (fleet-child.js) with the plan as a config document,
+//           its ports the reserved ones ─> wait for each one's "ready" ─> supervise; pass reloads on
+//   child:  start() with that document, joining the parent's ports ─> "ready" ─> serve (and reload when
+//           told) until SIGTERM/SIGINT or until the parent is gone (its IPC channel closes), then drain and exit
 //
-// Every child binds its workers' listeners to the same port with SO_REUSEPORT, and the kernel spreads new
-// connections over all of them. The parent's reserved socket settles port 0 and keeps the port from being
-// taken between two children's lives; it is not listening, so it is never handed a connection.
+// Every child binds its workers' listeners to the same ports with SO_REUSEPORT, and the kernel spreads new
+// connections over all of them. The parent's reserved sockets settle port 0 and keep the ports from being
+// taken between two children's lives; they are not listening, so they are never handed a connection.
 //
 // Supervision: a child that exits while the fleet is not stopping is logged and started again, at once the
 // first time and then with a back-off (0.5 s doubling to 10 s) while it keeps dying within 10 s of its
@@ -18,17 +19,25 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../core/log.js';
-import { startDemoBackend, type DemoBackend } from './demo.js';
 import { CODES, ProxyError, type Address, type ErrorCode, checkPortFree, close, formatAddress, reservePort } from '../sys/index.js';
-import { resolveOptions, type StartOptions } from './config.js';
+import { loadConfigFile, planFromDocument } from './config-file.js';
+import type { StartOptions } from './config.js';
+import { startDemoBackend, type DemoBackend } from './demo.js';
+import { type ConfigDocument, documentFromPlan } from './document.js';
+import type { ProxyPlan } from './plan.js';
+import { planFromOptions } from './running.js';
 import { restartDelay } from './supervisor.js';
 
 export const MAX_PROCESSES = 64;
 
-/** What a child says over IPC: once when it has started (or failed to), never after. */
+/** What a child says over IPC: once when it has started (or failed to), then once per reload. */
 export type ChildMessage =
   | { type: 'ready'; workers: number; capacityPerWorker: number }
-  | { type: 'error'; code: ErrorCode | null; message: string };
+  | { type: 'error'; code: ErrorCode | null; message: string }
+  | { type: 'reloaded'; error: string | null };
+
+/** What the parent tells a child after it started: run this config document from now on. */
+export type ParentMessage = { type: 'reload'; config: ConfigDocument };
 
 export type Fleet = {
   address: Address;
@@ -47,6 +56,14 @@ export type Fleet = {
   close(): Promise<void>;
   /** SIGKILL to every child: the second Ctrl-C. */
   kill(): void;
+  /** Where each frontend listens, by name (the ports the parent reserved). */
+  listening(): { name: string; address: Address }[];
+  /**
+   * Runs another config in every child (a file's path or a document), the parent reserving the ports of new
+   * frontends first. Throws (and changes nothing) when it has a problem or a port is in use; a child that
+   * fails to apply it says why, and the error names it.
+   */
+  reload(config: string | ConfigDocument): Promise<void>;
 };
 
 type Child = {
@@ -63,53 +80,99 @@ export async function startFleet(options: StartOptions, processes: number, log: 
   if (!Number.isInteger(processes) || processes < 1 || processes > MAX_PROCESSES) {
     throw new ProxyError(CODES.BAD_OPTION, `processes must be a whole number from 1 to ${MAX_PROCESSES}, not ${processes}`);
   }
-  // The children check the options again; checking here first makes a bad flag one line, not P.
-  const o = await resolveOptions(options);
-  if (!o.join) checkPortFree(o.frontend.listen);
-  const reserved = reservePort(o.frontend.listen);
-  const address = reserved.address;
+  // The children check the plan again; checking here first makes a problem one line, not P.
+  const { plan, demo: wantDemo } = await planFromOptions(options);
+  const ports = new Ports(plan.join);
+  ports.reserve(plan);
   let demo: DemoBackend | null = null;
-  let backend = o.backend;
-  if (backend === null) {
-    demo = await startDemoBackend(() => formatAddress(address));
-    backend = { family: 'ipv4', host: demo.host, port: demo.port };
+  if (wantDemo) {
+    demo = await startDemoBackend(() => formatAddress(plan.frontends[0].listen));
+    plan.backends[0].servers[0].address = { family: 'ipv4', host: demo.host, port: demo.port };
   }
-  // Strings, as StartOptions takes them; JSON on the child's command line.
-  // The children join the port the parent holds (and one another), on purpose.
-  const childOptions: StartOptions = { ...options, listen: formatAddress(address), backend: formatAddress(backend), join: true };
-  const children = new Children(JSON.stringify(childOptions), processes, log);
+  // The children join the ports the parent holds (and one another's), on purpose.
+  const childOptions = (p: ProxyPlan): StartOptions => ({ config: documentFromPlan(p), join: true });
+  const children = new Children(JSON.stringify(childOptions(plan)), processes, log);
   const results = await Promise.all(children.list.map((c) => children.launch(c)));
   const failed = results.findIndex((m) => m.type !== 'ready');
   if (failed >= 0) {
     await children.stop('SIGKILL');
     await demo?.close();
-    close(reserved.fd);
+    ports.closeAll();
     const m = results[failed] as Extract<ChildMessage, { type: 'error' }>;
     throw new ProxyError(m.code ?? CODES.SYSCALL, `process ${failed}: ${m.message}`);
   }
   const first = results[0] as Extract<ChildMessage, { type: 'ready' }>;
+  const address = plan.frontends[0].listen;
+  let current = plan;
 
   let closing: Promise<void> | null = null;
   return {
     address,
     port: address.family === 'unix' ? 0 : address.port,
-    backend,
+    backend: plan.backends[plan.frontends[0].backend].servers[0].address,
     demoBackend: demo !== null,
     processes,
     workers: first.workers,
     capacityPerWorker: first.capacityPerWorker,
     pids: () => children.list.map((c) => c.proc?.pid ?? 0),
     restarts: () => children.restarts,
+    listening: () => current.frontends.map((f) => ({ name: f.name, address: f.listen })),
+    async reload(config) {
+      const next = typeof config === 'string' ? await loadConfigFile(config) : await planFromDocument(config);
+      next.workers = plan.workers;
+      ports.reserve(next);
+      const options = childOptions(next);
+      children.options = JSON.stringify(options);
+      await children.reload(options.config as ConfigDocument);
+      current = next;
+    },
     close() {
       closing ??= (async () => {
         await children.stop('SIGTERM');
         await demo?.close();
-        close(reserved.fd);
+        ports.closeAll();
       })();
       return closing;
     },
     kill: () => children.kill('SIGKILL'),
   };
+}
+
+/**
+ * The ports a fleet's parent holds, one reserved socket per frontend address: it settles port 0 (the plan's
+ * listen addresses are then the real ones) and keeps the port the children's while they come and go.
+ */
+class Ports {
+  private readonly held = new Map<string, { fd: number; address: Address }>();
+  constructor(private readonly join: boolean) {}
+
+  /** Reserves the port of each of `plan`'s frontends not held yet (a port in use throws), and writes the real addresses into the plan. */
+  reserve(plan: ProxyPlan): void {
+    const taken: number[] = [];
+    try {
+      for (const f of plan.frontends) {
+        const key = `${f.name}\u0000${formatAddress(f.listen)}`;
+        let h = this.held.get(key);
+        if (h === undefined) {
+          if (!this.join) checkPortFree(f.listen);
+          const r = reservePort(f.listen);
+          taken.push(r.fd);
+          h = r;
+          this.held.set(key, h);
+        }
+        f.listen = h.address;
+      }
+    } catch (e) {
+      for (const [k, h] of this.held) if (taken.includes(h.fd)) this.held.delete(k);
+      for (const fd of taken) close(fd);
+      throw e;
+    }
+  }
+
+  closeAll(): void {
+    for (const h of this.held.values()) close(h.fd);
+    this.held.clear();
+  }
 }
 
 /** A fleet's child processes and their supervision: each started, watched, and restarted when it dies. */
@@ -121,7 +184,8 @@ class Children {
   private readonly entry = new URL('../fleet-child.js', import.meta.url);
 
   constructor(
-    private readonly options: string,
+    /** The children's start options, JSON: a restarted child starts with the config as last reloaded. */
+    public options: string,
     processes: number,
     private readonly log: Logger,
   ) {
@@ -166,13 +230,38 @@ class Children {
       this.restarts++;
       this.launch(c).then((m) => {
         if (m.type === 'ready') this.log.info(`process ${c.index} restarted (pid ${c.proc?.pid})`);
-        else this.log.error(`process ${c.index} could not restart: ${m.message}`);
+        else if (m.type === 'error') this.log.error(`process ${c.index} could not restart: ${m.message}`);
       });
     }, c.backoffMs);
   }
 
   kill(sig: NodeJS.Signals): void {
     for (const c of this.list) c.proc?.kill(sig);
+  }
+
+  /** Tells every running child to run `config`; rejects with the first child's error, naming it. */
+  async reload(config: ConfigDocument): Promise<void> {
+    const replies = this.list.map((c) => {
+      const proc = c.proc;
+      if (proc === null || !c.ready) return Promise.resolve(null); // (re)starting: it gets `options`
+      return new Promise<string | null>((resolve) => {
+        const onMessage = (m: ChildMessage) => {
+          if (m.type !== 'reloaded') return;
+          proc.off('message', onMessage);
+          proc.off('exit', onExit);
+          resolve(m.error === null ? null : `process ${c.index}: ${m.error}`);
+        };
+        const onExit = () => {
+          proc.off('message', onMessage);
+          resolve(null); // it died: it restarts with `options`
+        };
+        proc.on('message', onMessage);
+        proc.once('exit', onExit);
+        proc.send({ type: 'reload', config } satisfies ParentMessage);
+      });
+    });
+    const errors = (await Promise.all(replies)).filter((e) => e !== null);
+    if (errors.length > 0) throw new ProxyError(CODES.BAD_CONFIG, errors[0]!);
   }
 
   /** No more restarts: `sig` to every child, then waits until each has exited. */

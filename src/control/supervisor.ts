@@ -27,10 +27,13 @@ import type { WorkerConfig } from '../worker/loop.js';
 export type { Stats };
 
 export type WorkerSetOptions = {
-  frontends: FrontendConfig[];
+  /** The route tables, by stable index (control/registry.ts); null for one taken out. */
+  frontends: (FrontendConfig | null)[];
+  backends: (BackendConfig | null)[];
   /** Bind even where other SO_REUSEPORT listeners already hold a port; else a port in use is EADDRINUSE. */
   join: boolean;
-  backends: BackendConfig[];
+  /** The server states shared with every worker (route/routes.ts). */
+  serverState: SharedArrayBuffer;
   workers: number;
   capacity: number;
   bufferSize: number;
@@ -77,6 +80,9 @@ export function restartDelay(livedMs: number, lastMs: number): number {
   return lastMs === 0 ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, lastMs * 2);
 }
 
+// A worker applies route tables between two epoll_waits, in microseconds: this long means it is stuck.
+const ROUTES_WAIT_MS = 5000;
+
 // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4).
 export const DEFAULT_BACKLOG = 4096;
 
@@ -87,20 +93,22 @@ export const DEFAULT_BACKLOG = 4096;
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
 export class WorkerSet {
-  /** Where each frontend listens, with the real port when 0 was asked for. */
-  readonly addresses: Address[];
+  /** Where each frontend listens (by index), with the real port when 0 was asked for; null: taken out. */
+  readonly addresses: (Address | null)[] = [];
   private readonly slots: Slot[] = [];
   private readonly log: Logger;
+  private readonly backlog: number;
   private stopping = false;
+  private routesGeneration = 0;
 
-  private constructor(addresses: Address[], log: Logger) {
-    this.addresses = addresses;
+  private constructor(log: Logger, backlog: number) {
     this.log = log;
+    this.backlog = backlog;
   }
 
   /** Where the first frontend listens. */
   get address(): Address {
-    return this.addresses[0];
+    return this.addresses.find((a) => a !== null)!;
   }
 
   /**
@@ -108,22 +116,9 @@ export class WorkerSet {
    * workers; resolves once each has built its loop.
    */
   static async start(o: WorkerSetOptions): Promise<WorkerSet> {
-    // Per frontend, the first socket settles the port (port 0 asks the kernel for one); the others bind that
-    // same port, and SO_REUSEPORT spreads incoming connections over all of them. fds[frontend][worker].
-    const fds: number[][] = [];
-    let set: WorkerSet | null = null;
-    if (!o.join) for (const f of o.frontends) checkPortFree(f.listen);
+    const set = new WorkerSet(o.log, o.backlog);
+    const fds = set.bind(o.frontends, o.frontends.map((_, i) => i), o.join, o.workers);
     try {
-      const bound: Address[] = [];
-      for (const f of o.frontends) {
-        const first = listenSocket(f.listen, { backlog: o.backlog, reusePort: true });
-        fds.push([first]);
-        bound.push(localAddress(first));
-        for (let i = 1; i < o.workers; i++) fds[fds.length - 1].push(listenSocket(bound[bound.length - 1], { backlog: o.backlog, reusePort: true }));
-      }
-      // A restarted worker binds again where the first ones did.
-      const frontends = o.frontends.map((f, i) => ({ ...f, listen: bound[i] }));
-      set = new WorkerSet(bound, o.log);
       for (let i = 0; i < o.workers; i++) {
         const sab = new SharedArrayBuffer(tableBytes(o.capacity));
         const { port1, port2 } = new MessageChannel();
@@ -131,11 +126,13 @@ export class WorkerSet {
           index: i,
           sab,
           capacity: o.capacity,
-          listenFds: fds.map((f) => f[i]),
+          listenFds: fds.map((f) => f?.[i] ?? -1),
           wakeFd: createEventfd(),
           mailbox: port2,
-          frontends,
+          frontends: o.frontends,
           backends: o.backends,
+          serverState: o.serverState,
+          routesGeneration: 0,
           bufferSize: o.bufferSize,
           maxPipes: o.maxPipes,
           logLevel: o.log.level,
@@ -153,13 +150,86 @@ export class WorkerSet {
           retry: null,
         });
       }
-      await Promise.all(set.slots.map((s) => set!.spawn(s)));
+      await Promise.all(set.slots.map((s) => set.spawn(s)));
       return set;
     } catch (e) {
-      if (set) await set.stop(0);
-      else for (const fd of fds.flat()) close(fd);
+      await set.stop(0);
       throw e;
     }
+  }
+
+  /**
+   * Listening sockets for the frontends at `which` (indices into `frontends`): `workers` per frontend, all on
+   * one port, so that SO_REUSEPORT spreads the frontend's connections over the workers. The first settles the
+   * port (port 0 asks the kernel for one), after the probe that makes a port in use an error (unless
+   * `join`). Returns them by frontend index, then worker; on any failure closes what it bound and throws.
+   */
+  private bind(frontends: readonly (FrontendConfig | null)[], which: number[], join: boolean, workers: number): number[][] {
+    const fds: number[][] = [];
+    try {
+      for (const i of which) {
+        const f = frontends[i];
+        if (f === null) continue;
+        if (!join) checkPortFree(f.listen);
+        const first = listenSocket(f.listen, { backlog: this.backlog, reusePort: true });
+        fds[i] = [first];
+        const bound = localAddress(first);
+        for (let w = 1; w < workers; w++) fds[i].push(listenSocket(bound, { backlog: this.backlog, reusePort: true }));
+        // A restarted worker binds again where the first ones did.
+        this.addresses[i] = bound;
+      }
+      return fds;
+    } catch (e) {
+      for (const f of fds) if (f !== undefined) for (const fd of f) close(fd);
+      throw e;
+    }
+  }
+
+  /**
+   * A reload: the workers' route tables become `frontends` and `backends`; the frontends at `added` get
+   * listening sockets first (a port in use throws, and then nothing has changed), and those at `removed`
+   * stop accepting. this.addresses then says where each added frontend listens. Resolves once every running
+   * worker has applied the tables (its CTL.ROUTES), so that a removed frontend no longer accepts anywhere.
+   */
+  reroute(
+    frontends: (FrontendConfig | null)[],
+    backends: (BackendConfig | null)[],
+    added: number[],
+    removed: number[],
+    join: boolean,
+  ): Promise<void> {
+    const fds = this.bind(frontends, added, join, this.slots.length);
+    const generation = ++this.routesGeneration;
+    for (const i of removed) this.addresses[i] = null;
+    for (const s of this.slots) {
+      const listenFds = frontends.map((_, i) => fds[i]?.[s.index] ?? -1);
+      s.cfg = { ...s.cfg, frontends, backends, routesGeneration: generation };
+      if (!s.thread) {
+        // Dead, and restarting: it binds its own listeners from this.addresses when it starts again.
+        for (const fd of listenFds) if (fd >= 0) close(fd);
+        continue;
+      }
+      s.port.postMessage({ type: 'routes', generation, frontends, backends, listenFds } satisfies ControlMessage);
+      signalEventfd(s.cfg.wakeFd);
+    }
+    return this.applied(generation);
+  }
+
+  /** Resolves when every running worker has applied route tables `generation` (or has died meanwhile). */
+  private async applied(generation: number): Promise<void> {
+    const behind = () => this.slots.filter((s) => s.thread !== null && Atomics.load(s.table.ctl, CTL.ROUTES) < generation);
+    for (let waited = 0; behind().length > 0; waited += 5) {
+      if (waited >= ROUTES_WAIT_MS) {
+        this.log.warn(`reload: worker(s) ${behind().map((s) => s.index).join(', ')} have not applied it after ${ROUTES_WAIT_MS} ms`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Server `id` went down: every worker closes its idle connections to it. */
+  serverDown(id: number): void {
+    this.post({ type: 'server-down', id });
   }
 
   private spawn(s: Slot): Promise<void> {
@@ -226,7 +296,7 @@ export class WorkerSet {
       if (this.stopping) return;
       s.restarts++;
       try {
-        const listenFds = this.addresses.map((a) => listenSocket(a, { backlog: DEFAULT_BACKLOG, reusePort: true }));
+        const listenFds = this.addresses.map((a) => (a === null ? -1 : listenSocket(a, { backlog: this.backlog, reusePort: true })));
         const { port1, port2 } = new MessageChannel();
         s.port.close();
         s.port = port1;

@@ -20,7 +20,7 @@
 //   ..                pipeLen  (bytes in the pipe)  Uint32 x C  outbox
 //   ..                flags    (FL.*)               Uint16 x C
 //   ..                fe       (frontend index)     Uint16 x C
-//   ..                be       (backend index)      Uint16 x C  backend slots
+//   ..                srv      (server id)          Uint16 x C  backend slots: which server
 //   ..                state    (ST.*)               Uint8  x C
 //   ..                kind     (KIND.*)             Uint8  x C
 //   ..                proto    (PROTO.*)            Uint8  x C  which protocol handles its events
@@ -67,7 +67,7 @@ export class ConnTable {
   readonly pipeLen: Uint32Array;
   readonly flags: Uint16Array;
   readonly fe: Uint16Array;
-  readonly be: Uint16Array;
+  readonly srv: Uint16Array;
   readonly state: Uint8Array;
   readonly kind: Uint8Array;
   readonly proto: Uint8Array;
@@ -105,7 +105,7 @@ export class ConnTable {
     this.pipeLen = take((o) => new Uint32Array(sab, o, C), C * 4);
     this.flags = u16();
     this.fe = u16();
-    this.be = u16();
+    this.srv = u16();
     this.state = u8();
     this.kind = u8();
     this.proto = u8();
@@ -134,7 +134,7 @@ export class ConnTable {
     return this.freeCount;
   }
 
-  /** O(1): takes a free slot for `fd`, or returns -1 when the table is full. proto, fe and be are the caller's. */
+  /** O(1): takes a free slot for `fd`, or returns -1 when the table is full. proto, xprt, fe, srv are the caller's. */
   acquire(kind: number, state: number, fd: number): number {
     const i = this.freeHead;
     if (i < 0) return -1;
@@ -162,7 +162,7 @@ export class ConnTable {
     this.xprt[i] = 0;
     this.term[i] = 0;
     this.fe[i] = 0;
-    this.be[i] = 0;
+    this.srv[i] = 0;
     this.fd[i] = -1;
     this.flags[i] = 0;
     this.peer[i] = -1;

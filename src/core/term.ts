@@ -32,7 +32,8 @@ export const TERM = {
   TABLE_FULL: 18, // no slot: the connection table was full (at accept, or for a backend connection)
   STOPPED: 19, // closed by the proxy stopping (drain of an idle client, or the drain timeout)
   INTERNAL: 20, // the proxy could not go on with it (epoll_ctl failed, too many early tunnel bytes)
-  COUNT: 21,
+  NO_SERVER: 21, // its backend had no server up (or none with a weight) to take it
+  COUNT: 22,
 } as const;
 
 type Info = {
@@ -69,6 +70,7 @@ export const TERM_INFO: readonly Info[] = [
   info('table_full', 'R', 503),
   info('stopped', 'K'),
   info('internal', 'I', 503),
+  info('no_server', 'S', 503),
 ];
 
 export function termName(code: number): string {

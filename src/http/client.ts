@@ -29,6 +29,7 @@ import {
   takeOutbox,
   unblocked,
 } from '../transport/index.js';
+import { matchRoute } from '../route/index.js';
 import { E, peerAddress } from '../sys/index.js';
 import {
   appendOut,
@@ -49,6 +50,8 @@ import { H, type H1Context, TURNS } from './state.js';
 /** Idempotent methods (RFC 9110 9.2.2) that may be replayed on a new connection: DELETE, GET, HEAD, PUT,
  * OPTIONS, TRACE, by llhttp_method_t value. */
 const IDEMPOTENT = new Set([0, 1, 2, 4, 6, 7]);
+const SP = 0x20;
+const SLASH = 0x2f;
 
 /** Client c of an HTTP frontend, just accepted: its first request's head has the header timeout. */
 export function open(ctx: H1Context, c: number): void {
@@ -280,6 +283,7 @@ function startRequest(ctx: H1Context, c: number, p: HttpParser, ev: number): boo
   if (p.method === METHOD.HEAD) hf |= H.HEAD_REQ;
   h.hf[c] = hf;
   h.sent[c] = 0;
+  route(ctx, c);
   const n = forwardHead(ctx, c, p);
   if (n < 0) return false;
   const b = takeBackend(ctx, c, false);
@@ -292,6 +296,50 @@ function startRequest(ctx: H1Context, c: number, p: HttpParser, ev: number): boo
     maybeRaw(ctx, c); // a large Content-Length body with none of it read yet moves by splice
   }
   return true;
+}
+
+/**
+ * Which backend c's request goes to: the first of its frontend's routes that its Host and path match, else
+ * the frontend's backend; and the prefix that route strips (for writeHead), if it strips one.
+ */
+function route(ctx: H1Context, c: number): void {
+  const f = ctx.frontends[ctx.t.fe[c]];
+  const h = ctx.h1;
+  const o = h.requestOpts;
+  h.backend[c] = f.backend;
+  o.cutLen = 0;
+  if (f.routes.length === 0) return;
+  const buf = inbox(ctx, c);
+  const info = h.info;
+  // The target lies between the start line's first space and its last (strict llhttp: single spaces).
+  let ts = 0;
+  while (buf[ts] !== SP) ts++;
+  ts++;
+  let te = info.startLineEnd;
+  while (buf[te - 1] !== SP) te--;
+  te--;
+  const ps = pathStart(buf, ts, te);
+  const hs = info.host >= 0 ? info.spans[info.host * 4 + 2] : -1;
+  const he = info.host >= 0 ? info.spans[info.host * 4 + 3] : -1;
+  const r = matchRoute(f.routes, buf, hs, he, ps, te);
+  if (r === null) return;
+  h.backend[c] = r.backend;
+  if (r.strip > 0) {
+    o.cutAt = ps;
+    o.cutLen = r.strip;
+  }
+}
+
+/** Where the path of the target buf[ts..te) starts: an origin-form target is one; an absolute-form one's follows its authority. -1: none ('*', an authority alone). */
+function pathStart(buf: Uint8Array, ts: number, te: number): number {
+  if (buf[ts] === SLASH) return ts;
+  for (let p = ts; p + 2 < te; p++) {
+    if (buf[p] === 0x3a && buf[p + 1] === SLASH && buf[p + 2] === SLASH) {
+      for (let q = p + 3; q < te; q++) if (buf[q] === SLASH) return q;
+      return -1;
+    }
+  }
+  return -1;
 }
 
 /** Writes the request head, rewritten, into c's outbox and consumes it: its length, or -1 after fail(). */

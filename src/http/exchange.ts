@@ -14,7 +14,7 @@ import { CTR } from '../core/counters.js';
 import { LEVEL } from '../core/log.js';
 import { TERM, termStatus } from '../core/term.js';
 import { FL, PROTO, ST } from '../core/types.js';
-import { connectTerm, openBackend, startConnect } from '../route/index.js';
+import { SRV, type Server, chooseServer, connectTerm, holdServer, openBackend, releaseServer, startConnect } from '../route/index.js';
 import {
   SPLICE_MODE,
   dropInbox,
@@ -99,36 +99,49 @@ function linger(ctx: H1Context, c: number): void {
 
 // ---- the backend connection -------------------------------------------------------------------------------
 
-/** A backend connection for client c: from its backend's pool unless `fresh`, else a new one. -1 after fail(). */
+/**
+ * A backend connection for client c's request, to a server of the backend its route chose (h1.backend[c]):
+ * from that server's pool unless `fresh`, else a new one. -1 after fail().
+ */
 export function takeBackend(ctx: H1Context, c: number, fresh: boolean): number {
+  const srv = chooseServer(ctx, c, ctx.backends[ctx.h1.backend[c]], -1);
+  if (srv === null) {
+    fail(ctx, c, TERM.NO_SERVER, WHY.NO_SERVER);
+    return -1;
+  }
+  return connectTo(ctx, c, srv, fresh);
+}
+
+/** A connection to server srv for client c: a pooled one unless `fresh`, else a new one. -1 after fail(). */
+function connectTo(ctx: H1Context, c: number, srv: Server, fresh: boolean): number {
   const t = ctx.t;
-  const f = ctx.frontends[t.fe[c]];
   if (!fresh) {
-    const b = ctx.backends[f.backend].takeIdle(t);
+    const b = srv.takeIdle(t);
     if (b >= 0) {
       t.state[b] = ST.PROXYING;
       t.fe[b] = t.fe[c];
       t.peer[c] = b;
       t.peer[b] = c;
+      holdServer(ctx, b);
       pair(ctx, c, b);
       ctx.h1.hf[b] |= H.POOLED;
       t.ctr[CTR.REUSED]++;
       return b;
     }
   }
-  const b = openBackend(ctx, c, PROTO.H1_SERVER);
+  const b = openBackend(ctx, c, srv, PROTO.H1_SERVER);
   if (b < 0) {
     fail(ctx, c, -b, -b === TERM.TABLE_FULL ? WHY.NO_SLOT : WHY.CONNECT);
     return -1;
   }
   pair(ctx, c, b);
-  ctx.timers.arm(b, ctx.now + f.backendTimeoutMs);
+  ctx.timers.arm(b, ctx.now + ctx.frontends[t.fe[c]].backendTimeoutMs);
   const r = startConnect(ctx, b);
   if (r === 0) {
     t.state[b] = ST.PROXYING; // unix sockets connect at once
     connectDeadlineOver(ctx, c, b);
   } else if (r !== -E.EINPROGRESS) {
-    connectFailed(ctx, b, r);
+    connectFailed(ctx, b, connectTerm(r));
     return -1;
   }
   return b;
@@ -148,11 +161,36 @@ export function connectDeadlineOver(ctx: H1Context, c: number, b: number): void 
   else ctx.timers.disarm(b);
 }
 
-/** Backend b's connect failed (r: the connect path's result): 502 refused, 503 otherwise. */
-export function connectFailed(ctx: H1Context, b: number, r: number): void {
-  const c = ctx.t.peer[b];
-  if (c >= 0) fail(ctx, c, connectTerm(r), WHY.CONNECT);
-  else ctx.closeSlot(b, false);
+/**
+ * Backend b's connect failed, or took too long (`term`): the request, still whole in the client's outbox,
+ * goes to another server while the backend's retries last; else the client gets 502 (refused), 503
+ * (unreachable) or 504 (too slow).
+ */
+export function connectFailed(ctx: H1Context, b: number, term: number): void {
+  const t = ctx.t;
+  const c = t.peer[b];
+  if (c < 0) {
+    ctx.closeSlot(b, false);
+    return;
+  }
+  const srv = ctx.servers[t.srv[b]]!;
+  const be = ctx.backends[ctx.h1.backend[c]];
+  const next = chooseServer(ctx, c, be, srv.id);
+  if (next === null) {
+    fail(ctx, c, term, term === TERM.CONNECT_TIMEOUT ? WHY.CONNECT_LATE : WHY.CONNECT);
+    return;
+  }
+  if (ctx.log.admits(LEVEL.info, 'connect-retry')) {
+    ctx.log.limited(LEVEL.info, 'connect-retry', `${explain(ctx, c, term === TERM.CONNECT_TIMEOUT ? WHY.CONNECT_LATE : WHY.CONNECT, 0)}; trying ${next.name}`);
+  }
+  t.peer[c] = -1;
+  ctx.closeSlot(b, false);
+  const nb = connectTo(ctx, c, next, false);
+  // A pooled connection (or one made at once) can take the request now; a new one will at its connect.
+  if (nb >= 0 && t.state[nb] === ST.PROXYING) {
+    connectDeadlineOver(ctx, c, nb);
+    ctx.resume(c);
+  }
 }
 
 // ---- the exchange -----------------------------------------------------------------------------------------
@@ -177,14 +215,16 @@ export function requestDone(ctx: H1Context, c: number): void {
 export function finishExchange(ctx: H1Context, c: number, b: number): void {
   const t = ctx.t;
   const h = ctx.h1;
-  const be = ctx.backends[t.be[b]];
+  const srv = ctx.servers[t.srv[b]]!;
   // With send-proxy a connection's PROXY header names one client, so it is never shared (HAProxy marks such
   // connections private too): it closes after its response.
-  const reusable = (h.hf[b] & H.REUSABLE) !== 0 && (h.hf[c] & H.REQ_DONE) !== 0 && be.sendProxy === 0;
+  const reusable =
+    (h.hf[b] & H.REUSABLE) !== 0 && (h.hf[c] & H.REQ_DONE) !== 0 && srv.backend !== null && srv.backend.sendProxy === 0;
   t.peer[c] = -1;
   t.peer[b] = -1;
+  releaseServer(ctx, b);
   ctx.timers.disarm(b);
-  if (reusable && !ctx.draining && be.putIdle(t, b)) {
+  if (reusable && !ctx.draining && ctx.serverState[srv.id] === SRV.UP && srv.putIdle(t, b)) {
     t.state[b] = ST.IDLE;
     t.flags[b] &= ~(FL.READABLE | FL.W_BLOCKED);
     dropInbox(ctx, b);

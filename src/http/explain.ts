@@ -4,7 +4,7 @@
 // failures the rate limit holds back costs no string.
 
 import { errnoName } from '../sys/index.js';
-import { lastConnectCall, lastConnectErrno } from '../route/index.js';
+import { lastConnectCall, lastConnectErrno, lastConnectServer, where } from '../route/index.js';
 import type { H1Context } from './state.js';
 
 export const WHY = {
@@ -44,6 +44,7 @@ export const WHY = {
   READ_CLIENT: 33, // errno
   WRITE_CLIENT: 34, // errno
   EARLY_BYTES: 35, // more bytes after a 101's heads than a buffer holds
+  NO_SERVER: 36, // the backend has no server up
 } as const;
 
 /**
@@ -53,18 +54,19 @@ export const WHY = {
 export function explain(ctx: H1Context, c: number, why: number, err: number): string {
   const t = ctx.t;
   const f = ctx.frontends[t.fe[c]];
-  const be = ctx.backends[f.backend].text;
   const b = t.peer[c];
+  const srv = b >= 0 ? (ctx.servers[t.srv[b]] ?? null) : why === WHY.CONNECT || why === WHY.CONNECT_LATE ? lastConnectServer : null;
+  const be = where(ctx.backends[ctx.h1.backend[c]], srv);
   const rp = b >= 0 ? ctx.h1.parsers[b] : null;
   const p = ctx.h1.parsers[c];
   switch (why) {
     case WHY.HEAD_LATE: return `request head not complete within ${f.headerTimeoutMs} ms`;
     case WHY.BODY_IDLE: return `request body: nothing for ${f.idleTimeoutMs} ms`;
-    case WHY.BODY_NOT_TAKEN: return `backend ${be} took none of the request body for ${f.idleTimeoutMs} ms`;
-    case WHY.NO_ANSWER: return `backend ${be} did not answer within ${f.backendTimeoutMs} ms`;
+    case WHY.BODY_NOT_TAKEN: return `${be} took none of the request body for ${f.idleTimeoutMs} ms`;
+    case WHY.NO_ANSWER: return `${be} did not answer within ${f.backendTimeoutMs} ms`;
     case WHY.NOT_READING: return `client read none of the response for ${f.backendTimeoutMs} ms`;
-    case WHY.STALLED: return `backend ${be} sent nothing for ${f.backendTimeoutMs} ms in the middle of a response`;
-    case WHY.CONNECT_LATE: return `backend ${be}: connect did not finish within ${f.backendTimeoutMs} ms`;
+    case WHY.STALLED: return `${be} sent nothing for ${f.backendTimeoutMs} ms in the middle of a response`;
+    case WHY.CONNECT_LATE: return `${be}: connect did not finish within ${f.backendTimeoutMs} ms`;
     case WHY.HEAD_OVER_BUFFER: return 'request head over the buffer size';
     case WHY.HEAD_OVER_LIMIT: return `request head over ${f.maxHeaderSize} bytes`;
     case WHY.TOO_MANY_FIELDS: return 'too many header fields';
@@ -79,20 +81,21 @@ export function explain(ctx: H1Context, c: number, why: number, err: number): st
     case WHY.LENGTH_OVER: return `Content-Length ${p?.contentLength} over ${f.maxBodySize}`;
     case WHY.BODY_OVER: return `request body over ${f.maxBodySize} bytes`;
     case WHY.WRITE_BACKEND: return `write to backend: ${errnoName(err)}`;
-    case WHY.CONNECT: return `backend ${be}: ${lastConnectCall}: ${errnoName(lastConnectErrno)}`;
+    case WHY.CONNECT: return `${be}: ${lastConnectCall}: ${errnoName(lastConnectErrno)}`;
     case WHY.NO_SLOT: return 'connection table full: no slot left for a backend connection';
-    case WHY.RESP_OVER_BUFFER: return `backend ${be}: response head over the buffer size`;
-    case WHY.BACKEND_CLOSED: return `backend ${be}: backend closed before the response ended`;
-    case WHY.READ_BACKEND: return `backend ${be}: read from backend: ${errnoName(err)}`;
-    case WHY.BAD_RESPONSE: return `backend ${be}: invalid response: ${rp?.errorName()} ${rp?.errorReason()}`;
-    case WHY.BAD_RESPONSE_BODY: return `backend ${be}: invalid response body: ${rp?.errorName()} ${rp?.errorReason()}`;
-    case WHY.RESP_FIELDS: return `backend ${be}: too many header fields in the response`;
-    case WHY.UNASKED_101: return `backend ${be}: 101 to a request that did not ask to upgrade`;
-    case WHY.RESP_REWRITE: return `backend ${be}: response head too large to relay`;
-    case WHY.RESP_HEAD_LARGE: return `backend ${be}: response head too large`;
+    case WHY.RESP_OVER_BUFFER: return `${be}: response head over the buffer size`;
+    case WHY.BACKEND_CLOSED: return `${be}: backend closed before the response ended`;
+    case WHY.READ_BACKEND: return `${be}: read from backend: ${errnoName(err)}`;
+    case WHY.BAD_RESPONSE: return `${be}: invalid response: ${rp?.errorName()} ${rp?.errorReason()}`;
+    case WHY.BAD_RESPONSE_BODY: return `${be}: invalid response body: ${rp?.errorName()} ${rp?.errorReason()}`;
+    case WHY.RESP_FIELDS: return `${be}: too many header fields in the response`;
+    case WHY.UNASKED_101: return `${be}: 101 to a request that did not ask to upgrade`;
+    case WHY.RESP_REWRITE: return `${be}: response head too large to relay`;
+    case WHY.RESP_HEAD_LARGE: return `${be}: response head too large`;
     case WHY.READ_CLIENT: return `read from client: ${errnoName(err)}`;
     case WHY.WRITE_CLIENT: return `write to client: ${errnoName(err)}`;
     case WHY.EARLY_BYTES: return 'upgrade: more early tunnel bytes than a buffer holds';
+    case WHY.NO_SERVER: return `${be}: no server up`;
     default: return `why ${why}`;
   }
 }

@@ -39,6 +39,7 @@ const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
 const COMMA = 0x2c;
+const SLASH = 0x2f;
 
 /** Byte-wise, ASCII case-insensitive: does buf[s..e) equal `lower` (given in lower case)? */
 function eqLower(buf: Uint8Array, s: number, e: number, lower: string): boolean {
@@ -178,6 +179,12 @@ export type HeadOptions = {
    * upgrade always sends `Connection: upgrade`.
    */
   connection: 'close' | 'keep-alive' | null;
+  /**
+   * A request whose route strips its prefix: `cutLen` bytes of the start line from `cutAt` (the target's
+   * path) are left out, and a '/' put in their place when what follows does not start with one.
+   */
+  cutAt?: number;
+  cutLen?: number;
 };
 
 const CONNECTION_LINE = {
@@ -324,6 +331,16 @@ export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: B
   let n = 0;
   let run = start; // the kept bytes not yet copied start here
   let xff = -1;
+  const cutLen = o.cutLen ?? 0;
+  if (cutLen > 0) {
+    const at = o.cutAt!;
+    if ((n = copy(buf, start, at, out, n)) < 0) return -1;
+    run = at + cutLen;
+    if (buf[run] !== SLASH) {
+      if (n + 1 > out.length) return -1;
+      out[n++] = SLASH;
+    }
+  }
   for (let i = 0; i < info.count; i++) {
     const ns = spans[i * 4];
     const ne = spans[i * 4 + 1];

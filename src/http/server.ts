@@ -11,7 +11,7 @@
 
 import { TERM } from '../core/term.js';
 import { FL, ST } from '../core/types.js';
-import { connectDone, connectTimedOut } from '../route/index.js';
+import { connectDone, connectTerm, connectTimedOut } from '../route/index.js';
 import {
   END_EVENTS,
   READ_EVENTS,
@@ -91,7 +91,7 @@ export function onTimer(ctx: H1Context, b: number): void {
   const c = t.peer[b];
   if (c < 0) return;
   if (t.state[b] === ST.CONNECTING) {
-    fail(ctx, c, connectTimedOut(ctx), WHY.CONNECT_LATE);
+    connectFailed(ctx, b, connectTimedOut(ctx, b));
   } else if (t.state[b] === ST.PROXYING) {
     if (!(ctx.h1.hf[b] & H.RESP_BYTES)) fail(ctx, c, TERM.BACKEND_TIMEOUT, WHY.NO_ANSWER);
     else if (!outEmpty(ctx, b)) resetClient(ctx, c, TERM.CLIENT_TIMEOUT, WHY.NOT_READING, 0);
@@ -102,7 +102,7 @@ export function onTimer(ctx: H1Context, b: number): void {
 function finishConnect(ctx: H1Context, b: number): void {
   const r = connectDone(ctx, b);
   if (r !== 0) {
-    connectFailed(ctx, b, r);
+    connectFailed(ctx, b, connectTerm(r));
     return;
   }
   ctx.t.state[b] = ST.PROXYING;

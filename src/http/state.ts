@@ -39,13 +39,14 @@ export class H1State {
   readonly sent: Float64Array; // client: body bytes of the current request forwarded (for maxBodySize)
   readonly rawLeft: Float64Array; // body bytes still to move by count (H.RAW)
   readonly peerText: (string | null)[]; // client: its address, for X-Forwarded-For
+  readonly backend: Uint16Array; // client: the backend its current request's route chose
   readonly retry: Int32Array; // client: pool buffer with a copy of the request sent on a pooled connection
   readonly retryLen: Int32Array;
   readonly info = new HeadInfo();
   // writeHead's options, one object each way, filled in per message (no allocation per request).
   readonly forwarded = { clientAddress: '', proto: 'http' };
-  readonly requestOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null };
-  readonly responseOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null };
+  readonly requestOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null, cutAt: 0, cutLen: 0 };
+  readonly responseOpts: HeadOptions = { forwarded: null, upgrading: false, connection: null, cutAt: 0, cutLen: 0 };
   /** Slots kept for backend connections (backendReserve). */
   readonly reserve: number;
   // Parsers no slot holds, by type: at most as many as messages were once read at the same time.
@@ -59,6 +60,7 @@ export class H1State {
     this.sent = new Float64Array(capacity);
     this.rawLeft = new Float64Array(capacity);
     this.peerText = new Array(capacity).fill(null);
+    this.backend = new Uint16Array(capacity);
     this.retry = new Int32Array(capacity).fill(-1);
     this.retryLen = new Int32Array(capacity);
     this.reserve = backendReserve(capacity);

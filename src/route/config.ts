@@ -1,6 +1,6 @@
 // What the main thread tells each worker about its frontends and backends: plain data (it crosses the
-// thread boundary in workerData), checked and resolved by src/control/config.ts. Declared once: the library
-// options are turned into these, and the worker builds its Frontend and Backend objects from them.
+// thread boundary in workerData and in mailbox messages), checked and resolved by src/control/ from the
+// flags or from a config file. Declared once: the worker builds its Frontend and Backend objects from them.
 
 import type { Address } from '../sys/index.js';
 
@@ -8,14 +8,35 @@ export const MODES = ['tcp', 'http'] as const;
 export type Mode = (typeof MODES)[number];
 export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
 export type SpliceMode = (typeof SPLICE_MODES)[number];
+/**
+ * How a backend picks a server for a new connection: weighted round-robin (nginx's smooth variant), the
+ * fewest active connections, the fewer of two picked at random (power of two choices), or a consistent
+ * hash of the client's address (rendezvous hashing: a server going down moves only its own clients).
+ */
+export const BALANCES = ['round-robin', 'least-conn', 'random-two', 'hash'] as const;
+export type Balance = (typeof BALANCES)[number];
+
+/** An HTTP route: requests whose Host and path match go to `backend` instead of the frontend's. */
+export type RouteConfig = {
+  /** An exact host ('api.example.com'), '*.example.com' (any name below it), or null (any host). Lower case, no port. */
+  host: string | null;
+  /** A path prefix ('/v2/'), or null (any path). The longest matching prefix wins. */
+  path: string | null;
+  /** Index into the backends. */
+  backend: number;
+  /** Remove the matched prefix from the request target before it goes to the backend ('/v2/x' -> '/x'). */
+  stripPrefix: boolean;
+};
 
 /** A listener with its protocol and options. Options of the other mode are carried and not used. */
 export type FrontendConfig = {
   name: string;
   listen: Address;
   mode: Mode;
-  /** Index into the backends. */
+  /** Index into the backends: where connections go that no route claims. */
   backend: number;
+  /** HTTP: routes by Host and path, tried in the order the worker sorts them (routes.ts). */
+  routes: RouteConfig[];
   splice: SpliceMode;
   /** Every client connection starts with a PROXY protocol header (v1 or v2); one without is closed. */
   acceptProxy: boolean;
@@ -38,10 +59,47 @@ export type FrontendConfig = {
   forwardedHeaders: boolean;
 };
 
-/** Where connections go. */
-export type BackendConfig = {
+/** One server of a backend. */
+export type ServerConfig = {
+  /**
+   * Its id: its place in the shared server states (routes.ts), given by the main thread, never reused for
+   * another server while this process runs (a reload keeps a server's id when its backend and name stay).
+   */
+  id: number;
+  /** Unique within its backend (default: its address). */
   name: string;
   address: Address;
+  /** Its share of new connections against the others' (round-robin, hash); 0 takes none. 0 to 256. */
+  weight: number;
+  /** Takes connections only while no server that is not a backup is up. */
+  backup: boolean;
+};
+
+/** Active health checks, run by the main thread (control/health.ts), as HAProxy's `check inter rise fall`. */
+export type HealthConfig = {
+  /** 'tcp': a connect that succeeds; 'http': a GET of `path` answered 2xx or 3xx. */
+  kind: 'tcp' | 'http';
+  /** HTTP: the request target, '/health'. */
+  path: string;
+  /** Between two checks of a server. */
+  intervalMs: number;
+  /** A check not finished this long has failed. */
+  timeoutMs: number;
+  /** Consecutive successes that bring a down server up. */
+  rise: number;
+  /** Consecutive failures that take an up server down. */
+  fall: number;
+};
+
+/** Where connections go: servers, how one is picked, and how their health is known. */
+export type BackendConfig = {
+  name: string;
+  balance: Balance;
+  servers: ServerConfig[];
+  /** null: no active checks; every server counts as up, and a failed connect is only retried. */
+  health: HealthConfig | null;
   /** 0: no PROXY header; 1 or 2: the version written at the start of each connection. */
   sendProxy: 0 | 1 | 2;
+  /** Connects tried again after one fails, each on another server when there is one (HAProxy's retries 3 + redispatch). */
+  retries: number;
 };

@@ -1,5 +1,6 @@
-// The routing layer: frontends (a listener with its mode and options), backends (an address and a pool of
-// idle connections), and the one connect path. What the protocols and the loop may use.
+// The routing layer: frontends (a listener with its mode, options and HTTP routes), backends (servers, how
+// one is picked, their health), and the one connect path. What the protocols and the loop may use.
 export * from './config.js';
 export * from './connect.js';
+export { matchRoute, type Route } from './match.js';
 export * from './routes.js';

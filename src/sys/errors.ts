@@ -10,6 +10,8 @@ export const CODES = {
   BAD_ADDRESS: 'FFIP_ERR_BAD_ADDRESS',
   /** An option has a value outside what it accepts. */
   BAD_OPTION: 'FFIP_ERR_BAD_OPTION',
+  /** A config file (or document) is not one the proxy can run: each problem names where it is. */
+  BAD_CONFIG: 'FFIP_ERR_BAD_CONFIG',
   /** The platform is not one the C layouts in src/sys/ are written for. */
   UNSUPPORTED_PLATFORM: 'FFIP_ERR_UNSUPPORTED_PLATFORM',
 } as const;

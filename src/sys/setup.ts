@@ -1,7 +1,7 @@
 // Set-up calls: they run at start, stop or on rare paths, and throw SysError with the call and errno name
 // (`listen 127.0.0.1:8080: EADDRINUSE (address already in use)`), which the CLI prints as its one line.
 
-import { EFD, F, IPV6_V6ONLY, O, RLIMIT_NOFILE, SO, SOCK, SOL, TCP_NODELAY } from './constants.js';
+import { AF, EFD, F, IPV6_V6ONLY, O, RLIMIT_NOFILE, SO, SOCK, SOL, TCP_NODELAY } from './constants.js';
 import { check } from './errors.js';
 import { close, errno, fcntlInt, pipe2, raw, setIntOpt, socket, write } from './libc.js';
 import {
@@ -98,6 +98,21 @@ export function peerAddress(fd: number): Address | null {
   const r = raw.getpeername(fd, sa, len) as number;
   if (r === -1) return null;
   return decodeSockaddr(sa, len[0]);
+}
+
+/**
+ * getpeername() without allocating: copies the peer's address bytes (4 for IPv4, 16 for IPv6) into `out`
+ * and returns how many; 0 when the peer is gone or is not an IP address. For hashing a client (route/).
+ */
+export function peerAddressBytes(fd: number, out: Uint8Array): number {
+  peerLen[0] = SOCKADDR_STORAGE_SIZE;
+  if ((raw.getpeername(fd, peerSa, peerLen) as number) === -1) return 0;
+  // sockaddr_in: family at 0, address at 4 (4 bytes); sockaddr_in6: address at 8 (16 bytes). See sockaddr.ts.
+  const family = peerSa.readUInt16LE(0);
+  const at = family === AF.INET ? 4 : 8;
+  const n = family === AF.INET ? 4 : family === AF.INET6 ? 16 : 0;
+  for (let i = 0; i < n; i++) out[i] = peerSa[at + i];
+  return n;
 }
 
 /** A non-blocking eventfd, used to wake a worker blocked in epoll_wait. */

@@ -25,7 +25,7 @@ import { drainSlot } from '../http/exchange.js';
 import { generated } from '../http/responses.js';
 import * as h1server from '../http/server.js';
 import { H1State, type H1Context, roomForClient } from '../http/state.js';
-import { Backend, type BackendConfig, Frontend, type FrontendConfig, MODE } from '../route/index.js';
+import { type Backend, type BackendConfig, type Frontend, type FrontendConfig, MODE, type Server, applyRoutes, releaseServer } from '../route/index.js';
 import { CONN_EVENTS, ProxyState, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted } from '../transport/index.js';
 import * as tunnel from '../tunnel.js';
 import { E, EPOLL, EventBuffer, SOCK, accept4, close, epollAdd, epollCreate, epollWait, errnoName, read, setNoDelay } from '../sys/index.js';
@@ -36,13 +36,18 @@ export type WorkerConfig = {
   index: number;
   sab: SharedArrayBuffer;
   capacity: number;
-  /** One listening socket per frontend, by frontend index. */
+  /** One listening socket per frontend, by frontend index (-1 for a frontend taken out). */
   listenFds: number[];
   /** Owned by the main thread, which signals it after posting to the mailbox and closes it after the worker exits. */
   wakeFd: number;
   mailbox: MessagePort;
-  frontends: FrontendConfig[];
-  backends: BackendConfig[];
+  /** By stable index; null for one a reload took out. */
+  frontends: (FrontendConfig | null)[];
+  backends: (BackendConfig | null)[];
+  /** The server states every worker and the main thread share (route/routes.ts): Int32 x MAX_SERVERS. */
+  serverState: SharedArrayBuffer;
+  /** The reload these tables are from (CTL.ROUTES): a worker restarted after a reload starts with its tables. */
+  routesGeneration: number;
   bufferSize: number;
   maxPipes: number;
   logLevel: number;
@@ -68,8 +73,11 @@ export class WorkerLoop implements H1Context {
   readonly log: Logger;
   readonly epfd: number;
   readonly timers: TimerWheel;
-  readonly frontends: Frontend[];
-  readonly backends: Backend[];
+  readonly frontends: Frontend[] = [];
+  readonly backends: Backend[] = [];
+  readonly servers: (Server | undefined)[] = [];
+  readonly serverState: Int32Array;
+  readonly attempts: Uint8Array;
   readonly pp: ProxyState;
   readonly h1: H1State;
   now = Date.now();
@@ -83,6 +91,7 @@ export class WorkerLoop implements H1Context {
   private readonly qGen: Uint32Array;
   private qHead = 0;
   private qLen = 0;
+  /** The listener slot of each frontend, by index; -1 when it has none (taken out, or draining). */
   private readonly listenerSlots: number[] = [];
   private readonly wakerSlot: number;
   private acceptPausedUntil = 0;
@@ -93,21 +102,23 @@ export class WorkerLoop implements H1Context {
     this.log = new Logger(cfg.logLevel, `w${cfg.index}`);
     this.t = new ConnTable(cfg.sab, C);
     this.t.init();
-    this.frontends = cfg.frontends.map((f, i) => new Frontend(i, f));
-    this.backends = cfg.backends.map((b, i) => new Backend(i, b));
-    const http = this.frontends.some((f) => f.mode === MODE.HTTP);
+    Atomics.store(this.t.ctl, CTL.ROUTES, cfg.routesGeneration);
+    this.serverState = new Int32Array(cfg.serverState);
+    this.attempts = new Uint8Array(C);
+    applyRoutes(this, cfg.frontends, cfg.backends);
+    // HTTP state and a second buffer per slot exist from the start: a reload may add an HTTP frontend.
+    const http = true;
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     this.bufs = new BufferPool(cfg.bufferSize, http ? 2 * C : C, KEEP_IDLE, this.t.ctr);
     this.pipes = new PipePool(cfg.bufferSize, cfg.maxPipes, KEEP_IDLE, this.t.ctr);
     this.h1 = new H1State(http ? C : 0);
-    const proxied = this.frontends.some((f) => f.acceptProxy) || this.backends.some((b) => b.sendProxy !== 0);
-    this.pp = new ProxyState(proxied ? C : 0);
+    this.pp = new ProxyState(C);
     this.timers = new TimerWheel(C, Date.now());
     this.qSlot = new Int32Array(C);
     this.qGen = new Uint32Array(C);
     this.mailbox = cfg.mailbox;
     this.epfd = epollCreate();
-    cfg.listenFds.forEach((fd, i) => this.listenerSlots.push(this.register(KIND.LISTENER, fd, i)));
+    cfg.listenFds.forEach((fd, i) => (this.listenerSlots[i] = fd < 0 ? -1 : this.register(KIND.LISTENER, fd, i)));
     this.wakerSlot = this.register(KIND.WAKER, cfg.wakeFd, 0);
   }
 
@@ -149,7 +160,7 @@ export class WorkerLoop implements H1Context {
       }
       if (this.acceptPausedUntil > 0 && this.now >= this.acceptPausedUntil) {
         this.acceptPausedUntil = 0;
-        for (const s of this.listenerSlots) this.enqueue(s);
+        for (const s of this.listenerSlots) if (s >= 0) this.enqueue(s);
       }
       this.runReady();
       if (this.timers.armed > 0) this.timers.advance(this.now, this.onTimer);
@@ -368,8 +379,48 @@ export class WorkerLoop implements H1Context {
       case 'drain':
         if (!this.draining) this.drain();
         return;
+      case 'routes':
+        this.reroute(m.frontends, m.backends, m.listenFds);
+        Atomics.store(this.t.ctl, CTL.ROUTES, m.generation);
+        return;
+      case 'server-down':
+        this.servers[m.id]?.drainIdle(this.t, this.closeIdle);
+        return;
     }
   };
+
+  private readonly closeIdle = (b: number): void => this.closeSlot(b, false);
+
+  /**
+   * A reload: the route tables become `frontends` and `backends`; a new frontend's listener is `listenFds`
+   * at its index (this worker's own socket). A frontend taken out stops accepting and lets its idle HTTP
+   * clients go, as a drain does for it alone; the rest of its connections finish. A server no backend has
+   * any more has its idle connections closed. Connections already paired keep their server.
+   */
+  private reroute(frontends: (FrontendConfig | null)[], backends: (BackendConfig | null)[], listenFds: number[]): void {
+    const changes = applyRoutes(this, frontends, backends);
+    for (const i of changes.removed) {
+      const s = this.listenerSlots[i] ?? -1;
+      if (s >= 0) this.closeSlot(s, false);
+      this.listenerSlots[i] = -1;
+      if (this.frontends[i].mode === MODE.HTTP) this.letIdleGo(i);
+    }
+    for (const i of changes.added) {
+      if (this.draining) close(listenFds[i]);
+      else this.listenerSlots[i] = this.register(KIND.LISTENER, listenFds[i], i);
+    }
+    for (const s of changes.dropped) s.drainIdle(this.t, this.closeIdle);
+  }
+
+  /** Closes frontend fe's HTTP clients that wait between requests, and its clients that sent nothing yet. */
+  private letIdleGo(fe: number): void {
+    const t = this.t;
+    for (let s = 0; s < t.capacity; s++) {
+      if (t.kind[s] !== KIND.CLIENT || t.fe[s] !== fe) continue;
+      if (t.proto[s] === PROTO.H1_CLIENT) drainSlot(this, s);
+      else if (t.proto[s] === PROTO.HANDSHAKE && t.ilen[s] === 0) endPair(this, s, TERM.STOPPED, false);
+    }
+  }
 
   /**
    * Stops accepting (the listeners close: new connections to the port are refused once every worker did),
@@ -380,7 +431,7 @@ export class WorkerLoop implements H1Context {
     const t = this.t;
     this.draining = true;
     Atomics.store(t.ctl, CTL.STATE, WSTATE.DRAINING);
-    for (const s of this.listenerSlots) this.closeSlot(s, false);
+    for (const s of this.listenerSlots) if (s >= 0) this.closeSlot(s, false);
     this.listenerSlots.length = 0;
     for (let s = 0; s < t.capacity; s++) {
       switch (t.proto[s]) {
@@ -393,12 +444,14 @@ export class WorkerLoop implements H1Context {
           break;
       }
     }
-    for (const be of this.backends) be.clearIdle();
+    // Every pooled connection was closed above; the pools forget them.
+    for (const srv of this.servers) srv?.drainIdle(t, this.closeIdle);
     this.log.debug(`draining, ${t.ctr[CTR.ACTIVE]} connections open`);
   }
 
   closeSlot(s: number, abort: boolean): void {
     const t = this.t;
+    if (t.kind[s] === KIND.BACKEND) releaseServer(this, s);
     switch (t.proto[s]) {
       case PROTO.H1_CLIENT:
       case PROTO.H1_SERVER:
@@ -406,6 +459,7 @@ export class WorkerLoop implements H1Context {
         break;
     }
     if (t.kind[s] === KIND.CLIENT) this.pp.release(s);
+    else if (t.kind[s] === KIND.LISTENER) this.listenerSlots[t.fe[s]] = -1;
     releaseSlot(this, s, abort);
   }
 

@@ -5,13 +5,28 @@
 // reads the port's queue synchronously.
 
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
+import type { BackendConfig, FrontendConfig } from '../route/index.js';
 
-/** What the main thread may tell a worker. New kinds (add or remove a listener, change options) go here. */
+/** What the main thread may tell a worker. */
 export type ControlMessage =
   /** Close the listeners, let open connections finish, leave the loop when none is left. */
   | { type: 'drain' }
   /** Close every connection, the listeners and the pools, and leave the loop. */
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /**
+   * A reload: the route tables as they now are, by stable index (null: taken out), and for each frontend
+   * new to the worker, its listening socket at that frontend's index (-1 elsewhere).
+   */
+  | {
+      type: 'routes';
+      /** Counts the reloads: the worker stores it in CTL.ROUTES once it has applied these tables. */
+      generation: number;
+      frontends: (FrontendConfig | null)[];
+      backends: (BackendConfig | null)[];
+      listenFds: number[];
+    }
+  /** Server `id` went down: close the idle connections to it (new ones already avoid it). */
+  | { type: 'server-down'; id: number };
 
 /** Hands every message waiting on `port` to `handle`, in the order they were posted. */
 export function readMailbox(port: MessagePort, handle: (m: ControlMessage) => void): void {

@@ -120,11 +120,11 @@ export async function deadPort(): Promise<number> {
 export type CliRun = { child: ChildProcess; port: number; stdout: () => string; stderr: () => string };
 
 /**
- * Starts `ffi-proxy start ARGS` as a child process, on a free port unless ARGS say --listen; resolves once its
+ * Starts `ffi-proxy start ARGS` as a child process, on a free port unless ARGS say --listen (or --config); resolves once its
  * banner says where.
  */
 export async function startCli(args: string[]): Promise<CliRun> {
-  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const listen = args.includes('--listen') || args.includes('--config') ? [] : ['--listen', '127.0.0.1:0'];
   const child = spawn(process.execPath, [CLI, 'start', ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   // However this test process ends (a timeout included), the proxy it started ends with it.
   process.once('exit', () => child.kill('SIGKILL'));

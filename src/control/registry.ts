@@ -1,0 +1,98 @@
+// The route tables as the workers hold them, kept by the main thread across reloads: every frontend and
+// backend at a stable index, every server at a stable id. A plan (control/plan.ts) names things; the
+// workers' tables number them, and a connection open across a reload keeps the numbers it was made with.
+//
+//   a frontend keeps its index while its name and its listen address stay (its options may change); one
+//   whose address changes is taken out and added again (a new listener)
+//   a backend keeps its index while its name stays
+//   a server keeps its id while its backend, name and address stay; ids are never given to another server
+//
+// Taken out: the index holds null from then on, and is not given again.
+
+import type { BackendConfig, FrontendConfig } from '../route/index.js';
+import { MAX_SERVERS } from '../route/index.js';
+import { CODES, ProxyError, formatAddress } from '../sys/index.js';
+import type { ProxyPlan } from './plan.js';
+
+/** What a plan changes in the tables, for the supervisor to bind and tell the workers. */
+export type TableChanges = {
+  /** Frontend indices that are new: each needs its listening sockets. */
+  added: number[];
+  /** Frontend indices taken out. */
+  removed: number[];
+};
+
+/** Tables prepare() made from a plan, to commit() once they could be applied. */
+export type Prepared = {
+  frontends: (FrontendConfig | null)[];
+  backends: (BackendConfig | null)[];
+  changes: TableChanges;
+  ids: Map<string, number>;
+  nextId: number;
+};
+
+export class RouteRegistry {
+  readonly frontends: (FrontendConfig | null)[] = [];
+  readonly backends: (BackendConfig | null)[] = [];
+  private nextServerId = 0;
+  private readonly serverIds = new Map<string, number>();
+
+  /**
+   * The tables as `plan` would make them, and what changes; nothing is changed until commit() (a plan whose
+   * frontends cannot be bound changes nothing). Throws ProxyError when the process has used up its server ids.
+   */
+  prepare(plan: ProxyPlan): Prepared {
+    const ids = new Map(this.serverIds);
+    let nextId = this.nextServerId;
+    // Backends by name: old indices kept, new ones appended.
+    const backends = this.backends.map(() => null as BackendConfig | null);
+    const beIndex: number[] = [];
+    for (const b of plan.backends) {
+      let i = this.backends.findIndex((old) => old !== null && old.name === b.name);
+      if (i < 0) i = backends.push(null) - 1;
+      beIndex.push(i);
+      const servers = b.servers.map((s) => {
+        const key = `${b.name}\u0000${s.name}\u0000${formatAddress(s.address)}`;
+        let id = ids.get(key);
+        if (id === undefined) {
+          if (nextId >= MAX_SERVERS) throw new ProxyError(CODES.BAD_CONFIG, `more than ${MAX_SERVERS} servers over this process's life`);
+          id = nextId++;
+          ids.set(key, id);
+        }
+        return { ...s, id };
+      });
+      backends[i] = { ...b, servers };
+    }
+    // Frontends by name and address.
+    const frontends = this.frontends.map(() => null as FrontendConfig | null);
+    const changes: TableChanges = { added: [], removed: [] };
+    for (const f of plan.frontends) {
+      const config = { ...f, backend: beIndex[f.backend], routes: f.routes.map((r) => ({ ...r, backend: beIndex[r.backend] })) };
+      let i = this.frontends.findIndex((old) => old !== null && old.name === f.name && sameListen(old, f));
+      if (i < 0) {
+        i = frontends.push(null) - 1;
+        changes.added.push(i);
+      }
+      frontends[i] = config;
+    }
+    this.frontends.forEach((old, i) => {
+      if (old !== null && frontends[i] === null) changes.removed.push(i);
+    });
+    return { frontends, backends, changes, ids, nextId };
+  }
+
+  /** Makes the tables prepare() returned the current ones. */
+  commit(prepared: Prepared): void {
+    this.frontends.length = 0;
+    this.frontends.push(...prepared.frontends);
+    this.backends.length = 0;
+    this.backends.push(...prepared.backends);
+    this.serverIds.clear();
+    for (const [k, v] of prepared.ids) this.serverIds.set(k, v);
+    this.nextServerId = prepared.nextId;
+  }
+}
+
+function sameListen(a: FrontendConfig, b: FrontendConfig): boolean {
+  return formatAddress(a.listen) === formatAddress(b.listen);
+}
