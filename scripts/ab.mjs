@@ -4,8 +4,8 @@
 // turn, 40 s or more apart within a round; use this for a small difference, such as the small-message
 // ratio, and bench.mjs for the whole picture.
 //
-//   node scripts/ab.mjs [--mode tcp|http] [--path /small|/big] [--rounds N] [--duration S] [--warmup S]
-//                       [--a ffi-auto] [--b haproxy | --b-ref GITREF] [--a-ref GITREF]
+//   node scripts/ab.mjs [--mode tcp|http] [--path /small|/big] [--servers N] [--rounds N] [--duration S]
+//                       [--warmup S] [--a ffi-auto] [--b haproxy | --b-ref GITREF] [--a-ref GITREF]
 //                       [--max-steal PCT] [--retries N] [--json FILE]
 //
 // Both proxies (started as bench.mjs starts them, scripts/lib/proxies.mjs) are pinned to CPU 0 and nginx
@@ -34,9 +34,20 @@
 // warning says so when src/ has changed since. For example, after a refactor, built with npx tsc -p .:
 //
 //   node scripts/ab.mjs --mode tcp --b-ref HEAD~1 --rounds 8
+//
+// A pool of servers: --servers N (default 1) starts N nginx servers, each on its own port and all pinned
+// where the one is, and gives both proxies all N, balanced round-robin: ffi-proxy through a config file
+// written into the run's temp dir (one frontend, one backend of N servers, `balance: round-robin`, and the
+// settings its flags give with one server), HAProxy with N server lines and `balance roundrobin`; neither
+// checks the servers' health. In HTTP mode each request picks a server, in TCP mode each connection. Only
+// the ffi entries and HAProxy take a pool, and a build from a commit older than config files (--b-ref)
+// cannot. The header and --json say how many servers there were, and, per side, each server's share of
+// the servers' CPU time over the kept windows (about 1/N each when round-robin spreads the load). E.g.:
+//
+//   node scripts/ab.mjs --mode http --servers 3 --rounds 8
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   ROOT,
@@ -46,6 +57,7 @@ import {
   cliArgs,
   argValue,
   cpuPlan,
+  cpuSecondsTree,
   cpuSplitTree,
   describeErrors,
   freePort,
@@ -84,6 +96,7 @@ const jsonFile = argValue(argv, 'json');
 const maxSteal = Number(argValue(argv, 'max-steal') ?? 1);
 if (!(maxSteal >= 0 && maxSteal <= 100)) usage(`--max-steal takes a percentage from 0 to 100 (got ${argValue(argv, 'max-steal')})`);
 const retries = intArg('retries', 6, 0);
+const servers = intArg('servers', 1);
 const list = proxyList(mode, { generatedBy: 'scripts/ab.mjs' });
 const refs = [refArg('a-ref'), refArg('b-ref')];
 const ids = [argValue(argv, 'a') ?? (mode === 'http' ? 'ffi-http' : 'ffi-auto'), argValue(argv, 'b')];
@@ -95,6 +108,9 @@ refs.forEach((ref, i) => {
   if (ref && !pair[i].ffi) usage(`--${'ab'[i]}-ref builds ffi-proxy, but side ${'AB'[i]} is ${ids[i]}: give --a one of ${list.filter((p) => p.ffi).map((p) => p.id).join(', ')}`);
 });
 if (ids[0] === ids[1] && !refs[0] && !refs[1]) usage('--a and --b must differ (or give --b-ref GITREF to compare two builds of one)');
+pair.forEach((p, i) => {
+  if (servers > 1 && !p.pool) usage(`--servers ${servers}: side ${'AB'[i]} (${p.id}) takes one server; those that take a pool: ${list.filter((q) => q.pool).map((q) => q.id).join(', ')}`);
+});
 const tree = treeState();
 // Each side's name in the output: the entry's id, with @shorthash when it runs a build of a commit.
 const labels = ids.map((id, i) => (refs[i] ? `${id}@${refs[i].short}` : id));
@@ -116,10 +132,18 @@ const dir = makeTempDir();
 removeDirLater(dir);
 const command = `node scripts/ab.mjs ${argv.join(' ')}`.trim();
 process.stderr.write(
-  `ab: ${mode} ${path}: ${labels.join(' and ')}, ${rounds} rounds of ${durationS} s each after a ${warmupS} s warm-up each; ` +
+  `ab: ${mode} ${path}${servers > 1 ? ` through ${servers} nginx servers` : ''}: ${labels.join(' and ')}, ${rounds} rounds of ${durationS} s each after a ${warmupS} s warm-up each; ` +
     `about ${Math.ceil((2 * warmupS + rounds * 2 * (durationS + 1)) / 60)} min\n`,
 );
-const nginx = await startNginx(dir, { cpu: pin.peers });
+// One nginx in the run's temp dir, as ever; with --servers N, each in a folder of its own (conf, pid, logs).
+const nginxes = [];
+for (let i = 0; i < servers; i++) {
+  const d = servers === 1 ? dir : join(dir, `nginx-${i + 1}`);
+  mkdirSync(d, { recursive: true });
+  chmodSync(d, 0o755); // as makeTempDir: nginx's worker may run as another user
+  nginxes.push(await startNginx(d, { cpu: pin.peers }));
+}
+const backend = servers === 1 ? nginxes[0].port : nginxes.map((n) => n.port);
 const url = (port) => `http://${HOST}:${port}${path}`;
 
 const sides = [];
@@ -128,7 +152,7 @@ for (const [i, entry] of pair.entries()) {
   // A side built from a commit takes its entry from a list whose ffi entries run that build's cli.js.
   const proxy = ref ? proxyList(mode, { generatedBy: 'scripts/ab.mjs', cli: cliOf.get(ref.sha) }).find((p) => p.id === entry.id) : entry;
   const port = await freePort();
-  const child = await proxy.start(port, nginx.port, pin.proxy, dir);
+  const child = await proxy.start(port, backend, pin.proxy, dir);
   await waitUntilServing(child, port, { banner: proxy.banner, timeoutMs: 15000 });
   const r = await httpGet(port, path, 10000);
   if (r.status !== 200 || r.length !== bytes) throw new Error(`${labels[i]}: GET ${path}: ${r.status}, ${r.length} B (want 200, ${bytes} B)`);
@@ -160,7 +184,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 for (const s of sides) await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
-await stopChild(nginx, { signal: 'SIGQUIT', graceMs: 5000 });
+for (const n of nginxes) await stopChild(n, { signal: 'SIGQUIT', graceMs: 5000 });
 
 const [a, b] = sides;
 // Rounds whose two windows are both under the steal limit: the only ones compared.
@@ -173,7 +197,8 @@ const v = versions();
 console.log(`\n${command}   (${new Date().toISOString()})`);
 console.log(`${v.haproxy} | ${v.nginx} | ${v.wrk} | node ${v.node} | kernel ${v.kernel}`);
 console.log(
-  `${mode} ${path}; ${rounds} rounds, A/B alternating; wrk -t1 -c64 -d${durationS}s --latency per window; both proxies on CPU ${pin.proxy}, nginx+wrk on CPU ${pin.peers}`,
+  `${mode} ${path}; ${rounds} rounds, A/B alternating; wrk -t1 -c64 -d${durationS}s --latency per window; both proxies on CPU ${pin.proxy}, ` +
+    `${servers > 1 ? `${servers} nginx servers (round-robin, ports ${backend.join(' ')})` : 'nginx'}+wrk on CPU ${pin.peers}`,
 );
 for (const [i, s] of sides.entries()) {
   if (!s.build) continue;
@@ -198,7 +223,8 @@ if (kept === 0) {
   for (const s of sides) {
     console.log(
       `${s.label.padEnd(width)} median ${Math.round(median(col(s, 'rps')))} req/s, p50 ${fmtMs(median(col(s, 'p50ms')))}, p99 ${fmtMs(median(col(s, 'p99ms')))}, ` +
-        `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})`,
+        `${median(col(s, 'cpuUsPerReq')).toFixed(1)} CPU µs/req (user ${median(col(s, 'userUs')).toFixed(1)}, kernel ${median(col(s, 'systemUs')).toFixed(1)})` +
+        (servers > 1 ? `; servers' shares of their CPU ${serverShares(s).map((x) => `${Math.round(x * 100)}%`).join(' ')}` : ''),
     );
   }
   // With a ref, say which build each side is, so that A/B reads as new/old (or whichever way round).
@@ -226,9 +252,13 @@ if (jsonFile) {
         durationS,
         warmupS,
         maxSteal,
+        servers,
         versions: v,
         git: { head: tree.head, dirty: tree.dirty, changes: tree.changes, distBuilt: tree.distBuilt, distStale: tree.distStale },
-        sides: sides.map(({ id, label, build, windows, setAsideWindows }) => ({ id, label, build, windows, setAsideWindows })),
+        sides: sides.map((s) => {
+          const { id, label, build, windows, setAsideWindows } = s;
+          return { id, label, build, ...(servers > 1 && kept ? { serverCpuShares: serverShares(s) } : {}), windows, setAsideWindows };
+        }),
       },
       null,
       2,
@@ -238,11 +268,16 @@ if (jsonFile) {
 
 /** One measured window of side `s`: wrk's numbers, the proxy's CPU per request, and the steal. */
 async function measure(s) {
+  // With a pool, each server's CPU seconds (master and worker) too: how the proxy spread the load.
+  const serverCpu = () => (servers > 1 ? nginxes.map((n) => cpuSecondsTree(n.pid)) : []);
+  const srv0 = serverCpu();
   const cpu0 = cpuSplitTree(s.child.pid);
   const w = await runWrk(url(s.port), { durationS, cpu: pin.peers });
   const cpu1 = cpuSplitTree(s.child.pid);
+  const srv1 = serverCpu();
   const perReq = (k) => ((cpu1[k] - cpu0[k]) * 1e6) / w.requests;
   return {
+    ...(servers > 1 ? { serverCpuS: srv1.map((x, i) => x - srv0[i]) } : {}),
     rps: w.rps,
     p50ms: w.p50ms,
     p99ms: w.p99ms,
@@ -261,6 +296,13 @@ function describeWindow(id, win) {
     `(user ${win.userUs.toFixed(1)}, kernel ${win.systemUs.toFixed(1)}), steal ${win.stealPct.toFixed(1)}%` +
     `${win.stolen ? ' OVER THE STEAL LIMIT' : ''}${win.errors ? ` ERRORS ${win.errors}` : ''}`
   );
+}
+
+/** Each server's share of the servers' CPU time over side `s`'s kept windows (--servers N > 1). */
+function serverShares(s) {
+  const sums = nginxes.map((_, i) => s.windows.reduce((t, w, r) => t + (clean[r] ? w.serverCpuS[i] : 0), 0));
+  const total = sums.reduce((a, b) => a + b, 0);
+  return sums.map((x) => (total > 0 ? x / total : 0));
 }
 
 function fmtRatios(rs) {

@@ -430,10 +430,12 @@ export function removeDirLater(dir) {
  * The text of an HAProxy config: `global` lines, then defaults in `mode` ('tcp' or 'http'; http adds
  * `option http-keep-alive` and `http-reuse always`) with `timeouts` ({ connect: '5s', ... }, in that order),
  * one frontend `fe` on HOST:port (`frontend`: lines between its bind and default_backend) and one backend
- * `be`, the nginx at HOST:backendPort. Lines are given without indentation. bench.mjs's configs are the
- * benchmark of record: a change to what this prints for them changes its results' setup.
+ * `be`, the nginx at HOST:backendPort. `backendPorts` (a list, instead of backendPort) gives `be` one server
+ * line per port (nginx1, nginx2, ...) and `balance roundrobin` when there are two or more (ab.mjs --servers);
+ * a list of one is backendPort. Lines are given without indentation. bench.mjs's configs are the benchmark
+ * of record: a change to what this prints for them changes its results' setup.
  */
-export function haproxyConfig({ generatedBy, global, mode, timeouts, frontend = [], port, backendPort }) {
+export function haproxyConfig({ generatedBy, global, mode, timeouts, frontend = [], port, backendPort, backendPorts = [backendPort] }) {
   const block = (lines) => lines.map((l) => `    ${l}\n`).join('');
   const defaults = [
     `mode ${mode}`,
@@ -448,8 +450,7 @@ ${block(defaults)}
 frontend fe
 ${block([`bind ${HOST}:${port}`, ...frontend, 'default_backend be'])}
 backend be
-    server nginx ${HOST}:${backendPort}
-`;
+${block(backendPorts.length === 1 ? [`server nginx ${HOST}:${backendPorts[0]}`] : ['balance roundrobin', ...backendPorts.map((p, i) => `server nginx${i + 1} ${HOST}:${p}`)])}`;
 }
 
 /** Writes `config` to `cfgPath` and starts `haproxy -db -f cfgPath` pinned to `cpu` (null: not pinned). */

@@ -3,6 +3,7 @@
 // a proxy and node-http-proxy. Shared by bench.mjs (each proxy in turn) and ab.mjs (two at once, interleaved),
 // so that both start every proxy with the same flags and configuration.
 
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, HOST, haproxyConfig, startHaproxy, startNginxProxy, startPinned } from './peers.mjs';
 
@@ -14,32 +15,57 @@ const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
  * The proxies under test for `mode` ('tcp' or 'http'), in the order bench.mjs runs them. `forwarded`
  * (HTTP): every proxy adds X-Forwarded-For/-Proto/-Host. start(port, backendPort, cpu, dir) returns a child
  * from startPinned. `banner`: wait for its "listening on" line before waiting for the port (else the port
- * alone says it is ready). `ffi`: one of ours. `cli`: the cli.js the ffi entries run (ab.mjs --b-ref passes
- * one built from another commit); the other entries are the same whatever it is.
+ * alone says it is ready). `ffi`: one of ours. `pool`: its start() also takes a list of backend ports for
+ * backendPort (ab.mjs --servers N), balanced round-robin: ffi-proxy through a config file written into
+ * `dir`, with the same settings as its flags; HAProxy with one server line each and `balance roundrobin`.
+ * One port (or a list of one) runs exactly what it always has. `cli`: the cli.js the ffi entries run
+ * (ab.mjs --b-ref passes one built from another commit); the other entries are the same whatever it is.
  */
 export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI } = {}) {
   const FORWARDED = forwarded;
   // In error messages, say which build failed when it is not the working tree's.
   const from = cli === CLI ? '' : ` from ${cli}`;
+  // ffi-proxy's arguments: its flags for one backend port (or a list of one); for a list, a config file
+  // (docs/config.md) with one frontend and one backend of those servers, round-robin, and the same settings
+  // as the flags, as keys (forwarded headers on unless --no-forwarded-headers, as with the flags).
+  const ffiArgs = (port, backendPort, dir, mode, flags) => {
+    const ports = [backendPort].flat();
+    if (ports.length === 1) return ['--listen', `${HOST}:${port}`, '--backend', `${HOST}:${ports[0]}`, '--mode', mode, ...flags];
+    const config = {};
+    const fe = { name: 'fe', listen: `${HOST}:${port}`, mode, backend: 'be', ...(mode === 'http' ? { 'forwarded-headers': true } : {}) };
+    for (let i = 0; i < flags.length; i++) {
+      if (flags[i] === '--workers') config.workers = Number(flags[++i]);
+      else if (flags[i] === '--log-level') config['log-level'] = flags[++i];
+      else if (flags[i] === '--splice') fe.splice = flags[++i];
+      else if (flags[i] === '--no-forwarded-headers') fe['forwarded-headers'] = false;
+      else throw new Error(`proxies.mjs: ffi-proxy flag ${flags[i]} has no config key here`);
+    }
+    config.frontends = [fe];
+    config.backends = [{ name: 'be', balance: 'round-robin', servers: ports.map((p) => `${HOST}:${p}`) }];
+    const file = join(dir, `ffi-proxy-${port}.json`);
+    writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
+    return ['--config', file];
+  };
   const TCP_PROXIES = [
     ...['off', 'on', 'auto'].map((splice) => ({
       id: `ffi-${splice}`,
       label: `ffi-proxy splice=${splice}`,
       ffi: true,
+      pool: true,
       banner: true,
-      start: (port, backendPort, cpu) =>
+      start: (port, backendPort, cpu, dir) =>
         startPinned(
           `ffi-proxy (splice ${splice})${from}`,
           cpu,
           process.execPath,
-          [cli, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'tcp',
-            '--workers', '1', '--splice', splice, '--log-level', 'warn'],
+          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'tcp', ['--workers', '1', '--splice', splice, '--log-level', 'warn'])],
           { ready: /listening on/ },
         ),
     })),
     {
       id: 'haproxy',
       label: 'haproxy (tcp, 1 thread)',
+      pool: true,
       start: (port, backendPort, cpu, dir) =>
         startHaproxy(
           join(dir, `haproxy-${port}.cfg`),
@@ -49,7 +75,7 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
             mode: 'tcp',
             timeouts: { connect: '5s', client: '30s', server: '30s' },
             port,
-            backendPort,
+            backendPorts: [backendPort].flat(),
           }),
           cpu,
         ),
@@ -70,20 +96,21 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
       id: 'ffi-http',
       label: 'ffi-proxy http, 1 worker',
       ffi: true,
+      pool: true,
       banner: true,
-      start: (port, backendPort, cpu) =>
+      start: (port, backendPort, cpu, dir) =>
         startPinned(
           `ffi-proxy (http)${from}`,
           cpu,
           process.execPath,
-          [cli, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${backendPort}`, '--mode', 'http',
-            '--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])],
+          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])])],
           { ready: /listening on/ },
         ),
     },
     {
       id: 'haproxy-http',
       label: 'haproxy (http, 1 thread)',
+      pool: true,
       start: (port, backendPort, cpu, dir) =>
         startHaproxy(
           join(dir, `haproxy-http-${port}.cfg`),
@@ -96,7 +123,7 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
               ? ['option forwardfor', 'http-request set-header X-Forwarded-Proto http', 'http-request set-header X-Forwarded-Host %[req.hdr(host)]']
               : [],
             port,
-            backendPort,
+            backendPorts: [backendPort].flat(),
           }),
           cpu,
         ),

@@ -6,11 +6,18 @@
 //   ffi-proxy.yaml:12: backends[0].servers[1]: "127.0.0.1:99999" is not a valid address: the port must be ...
 // A problem is reported once: a value that fails its own check is not checked again against others (an
 // unknown backend name is not reported when a backend's own name was already wrong).
+//
+// This file reads the document and walks its shape (which key goes where, what refers to what), then
+// resolves the names in it. What each value must be, and Check, which collects the problems, are in
+// config-check.ts; describePlan, re-exported here for `ffi-proxy check`, is in config-describe.ts.
 
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { type Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { LEVEL, type LevelName } from '../core/log.js';
+// The YAML parser is loaded when a config is first parsed from text: a proxy started from flags, or from a
+// document object, never loads it (it costs the main thread a few MB).
+import type { Document, LineCounter } from 'yaml';
+type Yaml = typeof import('yaml');
+import type { LevelName } from '../core/log.js';
 import {
   type BackendConfig,
   BALANCES,
@@ -24,366 +31,22 @@ import {
   SPLICE_MODES,
   type SpliceMode,
 } from '../route/index.js';
-import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, ipv6Bytes, parseAddress } from '../sys/index.js';
+import { type Address, type AddressSpec, formatAddress, ipv6Bytes } from '../sys/index.js';
+import {
+  BACKEND_DEFAULTS, type BackendOptions, Check, ConfigError, FRONTEND_DEFAULTS, type FrontendOptions, HOST_RE, LOG_LEVELS,
+  MAX_CONNECTIONS, MAX_PROCESSES, MAX_RETRIES, MAX_RISE_FALL, MAX_WEIGHT, MAX_WORKERS, type Obj, PATH_RE, SERVER_SYNTAX,
+  child, closest, didYouMean, isObj, item, quoteList, show,
+} from './config-check.js';
 import { DEFAULTS, MAX_HEADER_SIZE_LIMIT, SEND_PROXY, resolveAddress } from './config.js';
 import type { ProxyPlan } from './plan.js';
+
+export { ConfigError } from './config-check.js';
+export { describePlan } from './config-describe.js';
 
 export type ConfigOptions = {
   /** Turns a host name into an address; default resolveAddress (DNS). Tests pass their own to avoid DNS. */
   resolve?: (spec: AddressSpec, role: string) => Promise<Address>;
 };
-
-/** A document the proxy cannot run. `problems` holds every problem found, in document order; `message` is the first. */
-export class ConfigError extends ProxyError {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(CODES.BAD_CONFIG, problems[0] ?? 'bad config');
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
-
-// The keys each place takes. Top-level copies of frontend and backend options are defaults for all of them.
-const FRONTEND_OPTION_KEYS = [
-  'splice',
-  'accept-proxy',
-  'header-timeout',
-  'idle-timeout',
-  'backend-timeout',
-  'tunnel-timeout',
-  'max-header-size',
-  'max-body-size',
-  'forwarded-headers',
-] as const;
-const BACKEND_OPTION_KEYS = ['balance', 'send-proxy', 'retries'] as const;
-const PROCESS_KEYS = ['workers', 'processes', 'drain-timeout', 'log-level', 'max-connections'] as const;
-const KEYS = {
-  top: ['frontends', 'backends', ...PROCESS_KEYS, ...FRONTEND_OPTION_KEYS, ...BACKEND_OPTION_KEYS],
-  frontend: ['name', 'listen', 'mode', 'backend', 'routes', ...FRONTEND_OPTION_KEYS],
-  route: ['host', 'path', 'backend', 'strip-prefix'],
-  backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries'],
-  server: ['address', 'weight', 'backup', 'name'],
-  health: ['tcp', 'http', 'interval', 'timeout', 'rise', 'fall'],
-} as const;
-type Place = keyof typeof KEYS;
-const PLACE_NAMES: Record<Place, string> = {
-  top: 'at the top level',
-  frontend: 'in a frontend',
-  route: 'in a route',
-  backend: 'in a backend',
-  server: 'in a server',
-  health: 'in health',
-};
-const LOG_LEVELS = Object.keys(LEVEL) as LevelName[];
-
-// Limits. workers and max-connections as control/config.ts checks the flags; --processes is the CLI's.
-const MAX_WORKERS = 256;
-const MAX_PROCESSES = 64;
-const MAX_CONNECTIONS = 1 << 24;
-const MAX_RETRIES = 10;
-const MAX_WEIGHT = 256;
-const MAX_RISE_FALL = 100;
-// Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires at once (TimeoutOverflowWarning).
-const MAX_TIME_MS = 2 ** 31 - 1;
-// A name shows up in log lines and in `check`'s output, one word each. Address texts are names too: a
-// server's default name is its address, and a backend made from --backend is named after it.
-const NAME_RE = /^[^\s\x00-\x1f\x7f]+$/u;
-// A route's host: a DNS name or an IPv4 address, optionally `*.` before it; matched lower case, without port.
-const HOST_RE = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
-// A path prefix or a health check's target: it goes in a request line, so visible ASCII only.
-const PATH_RE = /^\/[\x21-\x7e]*$/;
-const TIME_RE = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/;
-const TIME_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-const SIZE_RE = /^([0-9]+)(k|kb|m|mb|g|gb)$/i;
-const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-const TIME_SYNTAX = 'seconds (10, 0.5) or a string with a unit (500ms, 10s, 2m, 1h)';
-const SIZE_SYNTAX = 'bytes, or a string with a unit (16k, 16kb, 1m)';
-const LISTEN_SYNTAX = 'HOST:PORT or [IPv6]:PORT';
-const SERVER_SYNTAX = 'HOST:PORT, [IPv6]:PORT or unix:/path';
-
-type Obj = { [key: string]: unknown };
-type Where = { order: number; line: number | null; keyLine: number | null };
-type Problem = { order: number; seq: number; line: number | null; text: string };
-type FrontendOptions = Omit<FrontendConfig, 'name' | 'listen' | 'mode' | 'backend' | 'routes'>;
-type BackendOptions = Pick<BackendConfig, 'balance' | 'sendProxy' | 'retries'>;
-
-const FRONTEND_DEFAULTS: FrontendOptions = {
-  splice: DEFAULTS.splice,
-  acceptProxy: false,
-  headerTimeoutMs: DEFAULTS.headerTimeoutMs,
-  idleTimeoutMs: DEFAULTS.idleTimeoutMs,
-  backendTimeoutMs: DEFAULTS.backendTimeoutMs,
-  tunnelTimeoutMs: DEFAULTS.tunnelTimeoutMs,
-  maxHeaderSize: DEFAULTS.maxHeaderSize,
-  maxBodySize: DEFAULTS.maxBodySize,
-  forwardedHeaders: DEFAULTS.forwardedHeaders,
-};
-const BACKEND_DEFAULTS: BackendOptions = { balance: DEFAULTS.balance, sendProxy: 0, retries: DEFAULTS.retries };
-
-function child(path: string, key: string): string {
-  const k = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key);
-  return path === '' ? k : `${path}.${k}`;
-}
-
-function item(path: string, i: number): string {
-  return `${path}[${i}]`;
-}
-
-function isObj(v: unknown): v is Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/** A value as a problem quotes it: strings as JSON (one line), collections by kind. */
-function show(v: unknown): string {
-  if (typeof v === 'string') {
-    const s = JSON.stringify(v);
-    return s.length > 80 ? `${s.slice(0, 76)}..."` : s;
-  }
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v === 'object') return isObj(v) ? 'a map' : `a ${v.constructor?.name ?? 'object'}`;
-  return `a ${typeof v}`;
-}
-
-function quoteList(xs: readonly string[]): string {
-  return xs.join(', ');
-}
-
-/** Optimal string alignment distance: a swap of two neighbours counts as one edit ('tpc' -> 'tcp'). */
-function distance(a: string, b: string): number {
-  const d: number[][] = [];
-  for (let i = 0; i <= a.length; i++) d.push([i]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/**
- * The choice `word` was probably meant to be, or null. Case, '-' and '_' do not count, nor the library's
- * 'Ms' suffix, so camelCase option names (`drainTimeoutMs`) find their keys (`drain-timeout`).
- */
-function closest(word: string, choices: readonly string[]): string | null {
-  const norm = (s: string): string => s.toLowerCase().replace(/[-_\s]/g, '');
-  const w = norm(word);
-  const bare = w.endsWith('ms') ? w.slice(0, -2) : w;
-  let best: string | null = null;
-  let bestD = Math.max(1, Math.floor(w.length / 3)) + 1;
-  for (const c of choices) {
-    const n = norm(c);
-    const d = n === w || n === bare ? 0 : distance(w, n);
-    if (d < bestD) {
-      best = c;
-      bestD = d;
-    }
-  }
-  return best;
-}
-
-function didYouMean(word: unknown, choices: readonly string[]): string {
-  if (typeof word !== 'string') return '';
-  const c = closest(word, choices);
-  return c === null ? '' : ` (did you mean "${c}"?)`;
-}
-
-/** The problems of one document, and where each path in it is. */
-class Check {
-  readonly where = new Map<string, Where>();
-  private readonly problems: Problem[] = [];
-  // The keys each map's unknown keys were taken for: a missing one of them is that problem, not another.
-  private readonly meant = new WeakMap<Obj, Set<string>>();
-  // Values that could not be read from the YAML (an alias to nothing): their null says nothing more.
-  private readonly unread = new Set<string>();
-
-  constructor(readonly file: string) {}
-
-  /** Records a problem at `path` ('' is the document); `atKey` points at the key's line rather than its value's. */
-  problem(path: string, what: string, atKey = false): void {
-    if (this.unread.has(path)) return;
-    let p = path;
-    let w = this.where.get(p);
-    // A path that is not in the document (a missing key) takes its nearest parent's place.
-    while (w === undefined && p !== '') {
-      const parent = p.replace(/(\.[^.[]+|\.".*"|\[[0-9]+\])$/, '');
-      p = parent === p ? '' : parent;
-      w = this.where.get(p);
-    }
-    const line = w === undefined ? null : atKey ? (w.keyLine ?? w.line) : w.line;
-    const text = `${this.file}${line === null ? '' : `:${line}`}: ${path === '' ? '(top)' : path}: ${what}`;
-    this.problems.push({ order: w?.order ?? 0, seq: this.problems.length, line, text });
-  }
-
-  /** Reports that the value at `path` could not be read: it is left out of every later check. */
-  unreadable(path: string, what: string): void {
-    this.problem(path, what);
-    this.unread.add(path);
-  }
-
-  /** A problem of the file itself (cannot read, YAML syntax): no path. */
-  fileProblem(line: number | null, what: string): void {
-    const text = `${this.file}${line === null ? '' : `:${line}`}: ${what}`;
-    this.problems.push({ order: line ?? 0, seq: this.problems.length, line, text });
-  }
-
-  get count(): number {
-    return this.problems.length;
-  }
-
-  error(): ConfigError {
-    const sorted = [...this.problems].sort((a, b) => a.order - b.order || a.seq - b.seq);
-    return new ConfigError(sorted.map((p) => p.text));
-  }
-
-  // Readers. Each takes a value that is present and returns it checked, or undefined after a problem.
-
-  map(path: string, v: unknown, what: string): Obj | undefined {
-    if (isObj(v)) return v;
-    this.problem(path, `must be ${what}, not ${show(v)}`);
-    return undefined;
-  }
-
-  list(path: string, v: unknown, what: string, nonEmpty: boolean): unknown[] | undefined {
-    if (!Array.isArray(v)) {
-      this.problem(path, `must be a list of ${what}, not ${show(v)}`);
-      return undefined;
-    }
-    if (nonEmpty && v.length === 0) {
-      this.problem(path, `must be a non-empty list of ${what}, not an empty list`);
-      return undefined;
-    }
-    return v;
-  }
-
-  /** Unknown keys of a map at `path`, with a suggestion or where the key belongs. */
-  keys(path: string, o: Obj, place: Place): void {
-    const allowed: readonly string[] = KEYS[place];
-    for (const k of Object.keys(o)) {
-      if (allowed.includes(k) || o[k] === undefined) continue;
-      const guess = closest(k, allowed);
-      let hint: string;
-      if (guess !== null) {
-        hint = `unknown key (did you mean "${guess}"?)`;
-        const meant = this.meant.get(o) ?? new Set<string>();
-        this.meant.set(o, meant.add(guess));
-      } else {
-        const elsewhere = (Object.keys(KEYS) as Place[]).filter((p) => (KEYS[p] as readonly string[]).includes(k));
-        hint =
-          elsewhere.length > 0
-            ? `unknown key here: "${k}" belongs ${elsewhere.map((p) => PLACE_NAMES[p]).join(' or ')}`
-            : `unknown key; ${place === 'top' ? 'the top level' : place === 'health' ? 'health' : `a ${place}`} takes ${quoteList(allowed)}`;
-      }
-      this.problem(child(path, k), hint, true);
-    }
-  }
-
-  required(path: string, o: Obj, key: string): unknown {
-    const v = o[key];
-    if (v === undefined || v === null) {
-      if (!this.meant.get(o)?.has(key) && !this.unread.has(child(path, key))) this.problem(path, `"${key}" is required`);
-      return undefined;
-    }
-    return v;
-  }
-
-  int(path: string, v: unknown, min: number, max: number): number | undefined {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
-    this.problem(path, `must be a whole number from ${min} to ${max}, not ${show(v)}`);
-    return undefined;
-  }
-
-  bool(path: string, v: unknown): boolean | undefined {
-    if (typeof v === 'boolean') return v;
-    this.problem(path, `must be true or false, not ${show(v)}`);
-    return undefined;
-  }
-
-  oneOf<T extends string>(path: string, v: unknown, choices: readonly T[]): T | undefined {
-    if (typeof v === 'string' && (choices as readonly string[]).includes(v)) return v as T;
-    this.problem(path, `must be one of ${quoteList(choices)}, not ${show(v)}${didYouMean(v, choices)}`);
-    return undefined;
-  }
-
-  /** A time in milliseconds, from seconds or a string with a unit; `zero`: 0 is allowed (it means never, or at once). */
-  time(path: string, v: unknown, zero: boolean): number | undefined {
-    let ms = NaN;
-    if (typeof v === 'number' && Number.isFinite(v)) ms = v * 1000;
-    else if (typeof v === 'string') {
-      const m = TIME_RE.exec(v.trim());
-      if (m) ms = Number(m[1]) * TIME_UNITS[m[2] as keyof typeof TIME_UNITS];
-    }
-    // To the microsecond, so that 1.1 (seconds) is 1100 ms, not 1100.0000000000002.
-    ms = Math.round(ms * 1000) / 1000;
-    if (!(ms >= 0) || (ms === 0 && !zero)) {
-      this.problem(path, `must be a time ${zero ? 'of 0 or more' : 'above 0'}: ${TIME_SYNTAX}; not ${show(v)}`);
-      return undefined;
-    }
-    if (ms > MAX_TIME_MS) {
-      this.problem(path, `must be a time of at most ${MAX_TIME_MS / 1000}s (about 24 days), not ${show(v)}`);
-      return undefined;
-    }
-    return ms;
-  }
-
-  size(path: string, v: unknown, min: number, max: number): number | undefined {
-    let n = NaN;
-    if (typeof v === 'number' && Number.isInteger(v)) n = v;
-    else if (typeof v === 'string') {
-      const m = SIZE_RE.exec(v.trim());
-      if (m) n = Number(m[1]) * SIZE_UNITS[m[2][0].toLowerCase()];
-    }
-    if (n >= min && n <= max) return n;
-    const range = max === Number.MAX_SAFE_INTEGER ? `of ${min} or more` : `from ${min} to ${max}`;
-    this.problem(path, `must be a size ${range}: ${SIZE_SYNTAX}; not ${show(v)}`);
-    return undefined;
-  }
-
-  name(path: string, v: unknown): string | undefined {
-    if (typeof v === 'string' && NAME_RE.test(v)) return v;
-    this.problem(path, `must be a name: a string without spaces, not ${show(v)}`);
-    return undefined;
-  }
-
-  /** Parses an address; `listen`: unix: is refused. A name is resolved later (see Build.resolveAll). */
-  address(path: string, v: unknown, listen: boolean): AddressSpec | undefined {
-    const syntax = listen ? LISTEN_SYNTAX : SERVER_SYNTAX;
-    if (typeof v !== 'string') {
-      this.problem(path, `must be an address, ${syntax}, not ${show(v)}`);
-      return undefined;
-    }
-    let spec: AddressSpec;
-    try {
-      spec = parseAddress(v);
-    } catch (e) {
-      // parseAddress says `bad address 'TEXT': WHY`: keep the why.
-      const msg = (e as Error).message;
-      const prefix = `bad address '${v}': `;
-      this.problem(path, `${show(v)} is not a valid address: ${msg.startsWith(prefix) ? msg.slice(prefix.length) : msg}`);
-      return undefined;
-    }
-    if (spec.family === 'ipv6' && spec.host.includes('%')) {
-      // isIPv6 takes a zone id (fe80::1%eth0); the sockaddr encoder does not.
-      this.problem(path, `${show(v)} is not a valid address: IPv6 zone ids are not supported`);
-      return undefined;
-    }
-    if (listen && spec.family === 'unix') {
-      this.problem(path, `must be ${syntax}, not ${show(v)}: a frontend listens on TCP (unix: is for servers)`);
-      return undefined;
-    }
-    if (!listen && spec.family !== 'unix' && spec.port === 0) {
-      this.problem(path, `${show(v)}: a server's port must not be 0`);
-      return undefined;
-    }
-    return spec;
-  }
-}
 
 /** Records where every path of a plain document is, in document order (object key order); no lines. */
 function indexObject(c: Check, v: unknown, path: string, ancestors: Set<unknown>): void {
@@ -410,7 +73,8 @@ const MAX_NODES = 200_000;
  * Turns a YAML node into plain values (maps without a prototype), recording each path's line. `open`: the
  * collections being converted, so that an alias to one of them (a loop) is a problem, not a hang.
  */
-function fromYaml(c: Check, doc: Document, lc: LineCounter, node: unknown, path: string, keyLine: number | null, open: Set<unknown>): unknown {
+function fromYaml(y: Yaml, c: Check, doc: Document, lc: LineCounter, node: unknown, path: string, keyLine: number | null, open: Set<unknown>): unknown {
+  const { isAlias, isMap, isScalar, isSeq } = y;
   const n = isAlias(node) ? node.resolve(doc) : node;
   type Ranged = { range?: [number, number, number] | null } | null | undefined;
   const range = (n as Ranged)?.range ?? (node as Ranged)?.range;
@@ -444,14 +108,14 @@ function fromYaml(c: Check, doc: Document, lc: LineCounter, node: unknown, path:
         continue;
       }
       const k = key === null || key.value === null ? '' : String(key.value);
-      o[k] = fromYaml(c, doc, lc, pair.value, child(path, k), kLine, open);
+      o[k] = fromYaml(y, c, doc, lc, pair.value, child(path, k), kLine, open);
     }
     open.delete(n);
     return o;
   }
   if (isSeq(n)) {
     open.add(n);
-    const list = n.items.map((x, i) => fromYaml(c, doc, lc, x, item(path, i), line, open));
+    const list = n.items.map((x, i) => fromYaml(y, c, doc, lc, x, item(path, i), line, open));
     open.delete(n);
     return list;
   }
@@ -482,8 +146,9 @@ export async function loadConfigFile(file: string, opts: ConfigOptions = {}): Pr
 /** Parses YAML or JSON `text` (`file` names it in problems), then checks and resolves it as planFromDocument does. */
 export async function parseConfig(text: string, file: string, opts: ConfigOptions = {}): Promise<ProxyPlan> {
   const c = new Check(file);
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const y: Yaml = await import('yaml');
+  const lc = new y.LineCounter();
+  const doc = y.parseDocument(text, { lineCounter: lc, prettyErrors: false });
   // A syntax error leaves the document's shape in doubt: report those alone, or the rest would echo them.
   const last = Math.max(0, text.trimEnd().length - 1);
   for (const e of [...doc.errors, ...doc.warnings]) {
@@ -496,7 +161,7 @@ export async function parseConfig(text: string, file: string, opts: ConfigOption
     c.fileProblem(lc.linePos(Math.min(e.pos[0], last)).line, `not valid YAML: ${what}`);
   }
   if (c.count > 0) throw c.error();
-  const root = fromYaml(c, doc, lc, doc.contents, '', null, new Set());
+  const root = fromYaml(y, c, doc, lc, doc.contents, '', null, new Set());
   return build(c, root, opts);
 }
 
@@ -716,102 +381,162 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
   const pending: Pending[] = [];
   const frontendsValue = c.required('', top, 'frontends');
   const backendsValue = c.required('', top, 'backends');
-
-  const workers = top.workers === undefined ? availableParallelism() : c.int('workers', top.workers, 1, MAX_WORKERS);
-  const processes = top.processes === undefined ? 1 : c.int('processes', top.processes, 1, MAX_PROCESSES);
-  const drainTimeoutMs = top['drain-timeout'] === undefined ? DEFAULTS.drainTimeoutMs : c.time('drain-timeout', top['drain-timeout'], true);
-  const logLevel = top['log-level'] === undefined ? DEFAULTS.logLevel : c.oneOf('log-level', top['log-level'], LOG_LEVELS);
-  const maxConnections =
-    top['max-connections'] === undefined || top['max-connections'] === null
-      ? null
-      : c.int('max-connections', top['max-connections'], 1, MAX_CONNECTIONS);
+  const settings = processSettings(c, top);
   const frontendBase = frontendOptions(c, '', top, FRONTEND_DEFAULTS);
   const backendBase = backendOptions(c, '', top, BACKEND_DEFAULTS);
 
   // Backends first: frontends and routes name them. Problems are sorted into document order at the end.
-  const backends: BackendConfig[] = [];
-  const backendIndex = new Map<string, number>();
-  // False when a backend's name is missing or wrong: a reference to an unknown name may then mean that one.
-  let allBackendsNamed = false;
-  const backendList = backendsValue === undefined ? undefined : c.list('backends', backendsValue, 'backends', true);
-  if (backendList) {
-    allBackendsNamed = true;
-    backendList.forEach((v, i) => {
-      const at = item('backends', i);
-      const o = c.map(at, v, 'a map with name and servers');
-      if (!o) {
-        allBackendsNamed = false;
-        return;
-      }
-      c.keys(at, o, 'backend');
-      const n = c.required(at, o, 'name');
-      const name = n === undefined ? undefined : c.name(child(at, 'name'), n);
-      if (name === undefined) allBackendsNamed = false;
-      else if (backendIndex.has(name)) c.problem(child(at, 'name'), `${show(name)} is already the name of backends[${backendIndex.get(name)}]`);
-      else backendIndex.set(name, i);
-      const s = c.required(at, o, 'servers');
-      const list = s === undefined ? [] : servers(c, child(at, 'servers'), s, pending);
-      const h = o.health === undefined ? null : health(c, child(at, 'health'), o.health);
-      const options = backendOptions(c, at, o, backendBase);
-      backends.push({ name: name ?? '', servers: list, health: h ?? null, ...options });
-    });
-  }
+  const backends = checkBackends(c, backendsValue, backendBase, pending);
+  const drafts = checkFrontends(c, frontendsValue, frontendBase);
+  linkBackends(c, drafts, backends, pending);
+  const unresolved = await resolveAll(c, pending, resolve);
+  checkListens(c, drafts, unresolved);
 
-  const drafts: FrontendDraft[] = [];
-  const frontendNames = new Map<string, number>();
-  const frontendList = frontendsValue === undefined ? undefined : c.list('frontends', frontendsValue, 'frontends', true);
-  frontendList?.forEach((v, i) => {
-    const at = item('frontends', i);
-    const o = c.map(at, v, 'a map with name, listen and backend');
-    if (!o) return;
-    c.keys(at, o, 'frontend');
+  if (c.count > 0) throw c.error();
+  let id = 0;
+  for (const b of backends.list) for (const s of b.servers) s.id = id++;
+  // No problem was found, so no setting is undefined.
+  return {
+    frontends: drafts.map((d) => d.config),
+    backends: backends.list,
+    workers: settings.workers as number,
+    processes: settings.processes as number,
+    drainTimeoutMs: settings.drainTimeoutMs as number,
+    logLevel: settings.logLevel as LevelName,
+    maxConnections: settings.maxConnections ?? null,
+    join: false,
+  };
+}
+
+/** The process-wide settings, each undefined after a problem. */
+type Settings = {
+  workers: number | undefined;
+  processes: number | undefined;
+  drainTimeoutMs: number | undefined;
+  logLevel: LevelName | undefined;
+  maxConnections: number | null | undefined;
+};
+
+function processSettings(c: Check, top: Obj): Settings {
+  return {
+    workers: top.workers === undefined ? availableParallelism() : c.int('workers', top.workers, 1, MAX_WORKERS),
+    processes: top.processes === undefined ? 1 : c.int('processes', top.processes, 1, MAX_PROCESSES),
+    drainTimeoutMs: top['drain-timeout'] === undefined ? DEFAULTS.drainTimeoutMs : c.time('drain-timeout', top['drain-timeout'], true),
+    logLevel: top['log-level'] === undefined ? DEFAULTS.logLevel : c.oneOf('log-level', top['log-level'], LOG_LEVELS),
+    maxConnections:
+      top['max-connections'] === undefined || top['max-connections'] === null
+        ? null
+        : c.int('max-connections', top['max-connections'], 1, MAX_CONNECTIONS),
+  };
+}
+
+/** The backends checked, in document order, and the index of each name. */
+type Backends = {
+  list: BackendConfig[];
+  index: Map<string, number>;
+  // False when a backend's name is missing or wrong: a reference to an unknown name may then mean that one.
+  allNamed: boolean;
+};
+
+function checkBackends(c: Check, value: unknown, base: BackendOptions, pending: Pending[]): Backends {
+  const backends: Backends = { list: [], index: new Map(), allNamed: false };
+  const list = value === undefined ? undefined : c.list('backends', value, 'backends', true);
+  if (!list) return backends;
+  backends.allNamed = true;
+  list.forEach((v, i) => {
+    const at = item('backends', i);
+    const o = c.map(at, v, 'a map with name and servers');
+    if (!o) {
+      backends.allNamed = false;
+      return;
+    }
+    c.keys(at, o, 'backend');
     const n = c.required(at, o, 'name');
     const name = n === undefined ? undefined : c.name(child(at, 'name'), n);
-    if (name !== undefined) {
-      if (frontendNames.has(name)) c.problem(child(at, 'name'), `${show(name)} is already the name of frontends[${frontendNames.get(name)}]`);
-      else frontendNames.set(name, i);
-    }
-    const l = c.required(at, o, 'listen');
-    const listen = l === undefined ? undefined : c.address(child(at, 'listen'), l, true);
-    const mode: Mode | undefined = o.mode === undefined ? DEFAULTS.mode : c.oneOf(child(at, 'mode'), o.mode, MODES);
-    const b = c.required(at, o, 'backend');
-    let backend: Ref | undefined;
-    if (b !== undefined) {
-      if (typeof b === 'string') backend = { path: child(at, 'backend'), name: b };
-      else c.problem(child(at, 'backend'), `must be the name of a backend, not ${show(b)}`);
-    }
-    const routes: RouteConfig[] = [];
-    const refs: (Ref | undefined)[] = [];
-    if (o.routes !== undefined) {
-      const list = c.list(child(at, 'routes'), o.routes, 'routes', false);
-      if (list && list.length > 0 && mode === 'tcp') {
-        c.problem(child(at, 'routes'), `routes need mode: http; this frontend is tcp${o.mode === undefined ? ' (the default)' : ''}`);
-      }
-      const seen = new Map<string, number>();
-      list?.forEach((r, j) => {
-        const checked = route(c, child(at, 'routes'), j, r, seen);
-        if (checked) {
-          routes.push(checked.route);
-          refs.push(checked.ref);
-        }
-      });
-    }
-    const options = frontendOptions(c, at, o, frontendBase);
-    drafts.push({
-      config: { name: name ?? '', listen: listen as Address, mode: mode ?? DEFAULTS.mode, backend: -1, routes, ...options },
-      listen,
-      listenPath: child(at, 'listen'),
-      backend,
-      routes: refs,
-    });
+    if (name === undefined) backends.allNamed = false;
+    else if (backends.index.has(name)) c.problem(child(at, 'name'), `${show(name)} is already the name of backends[${backends.index.get(name)}]`);
+    else backends.index.set(name, i);
+    const s = c.required(at, o, 'servers');
+    const serverList = s === undefined ? [] : servers(c, child(at, 'servers'), s, pending);
+    const h = o.health === undefined ? null : health(c, child(at, 'health'), o.health);
+    const options = backendOptions(c, at, o, base);
+    backends.list.push({ name: name ?? '', servers: serverList, health: h ?? null, ...options });
   });
+  return backends;
+}
 
+/** The frontends that are maps, in document order; the rest are only problems. */
+function checkFrontends(c: Check, value: unknown, base: FrontendOptions): FrontendDraft[] {
+  const drafts: FrontendDraft[] = [];
+  const names = new Map<string, number>();
+  const list = value === undefined ? undefined : c.list('frontends', value, 'frontends', true);
+  list?.forEach((v, i) => {
+    const draft = frontend(c, i, v, base, names);
+    if (draft) drafts.push(draft);
+  });
+  return drafts;
+}
+
+function frontend(c: Check, i: number, v: unknown, base: FrontendOptions, names: Map<string, number>): FrontendDraft | undefined {
+  const at = item('frontends', i);
+  const o = c.map(at, v, 'a map with name, listen and backend');
+  if (!o) return undefined;
+  c.keys(at, o, 'frontend');
+  const n = c.required(at, o, 'name');
+  const name = n === undefined ? undefined : c.name(child(at, 'name'), n);
+  if (name !== undefined) {
+    if (names.has(name)) c.problem(child(at, 'name'), `${show(name)} is already the name of frontends[${names.get(name)}]`);
+    else names.set(name, i);
+  }
+  const l = c.required(at, o, 'listen');
+  const listen = l === undefined ? undefined : c.address(child(at, 'listen'), l, true);
+  const mode: Mode | undefined = o.mode === undefined ? DEFAULTS.mode : c.oneOf(child(at, 'mode'), o.mode, MODES);
+  const b = c.required(at, o, 'backend');
+  let backend: Ref | undefined;
+  if (b !== undefined) {
+    if (typeof b === 'string') backend = { path: child(at, 'backend'), name: b };
+    else c.problem(child(at, 'backend'), `must be the name of a backend, not ${show(b)}`);
+  }
+  const { routes, refs } = frontendRoutes(c, at, o, mode);
+  const options = frontendOptions(c, at, o, base);
+  return {
+    config: { name: name ?? '', listen: listen as Address, mode: mode ?? DEFAULTS.mode, backend: -1, routes, ...options },
+    listen,
+    listenPath: child(at, 'listen'),
+    backend,
+    routes: refs,
+  };
+}
+
+/** A frontend's routes that are maps, and the backend each names (one per route). */
+function frontendRoutes(c: Check, at: string, o: Obj, mode: Mode | undefined): { routes: RouteConfig[]; refs: (Ref | undefined)[] } {
+  const routes: RouteConfig[] = [];
+  const refs: (Ref | undefined)[] = [];
+  if (o.routes !== undefined) {
+    const list = c.list(child(at, 'routes'), o.routes, 'routes', false);
+    if (list && list.length > 0 && mode === 'tcp') {
+      c.problem(child(at, 'routes'), `routes need mode: http; this frontend is tcp${o.mode === undefined ? ' (the default)' : ''}`);
+    }
+    const seen = new Map<string, number>();
+    list?.forEach((r, j) => {
+      const checked = route(c, child(at, 'routes'), j, r, seen);
+      if (checked) {
+        routes.push(checked.route);
+        refs.push(checked.ref);
+      }
+    });
+  }
+  return { routes, refs };
+}
+
+/** Sets each frontend's and route's backend index from its name; queues the listen addresses still to resolve. */
+function linkBackends(c: Check, drafts: FrontendDraft[], backends: Backends, pending: Pending[]): void {
   const lookup = (ref: Ref | undefined): number => {
     if (ref === undefined) return -1;
-    const i = backendIndex.get(ref.name);
+    const i = backends.index.get(ref.name);
     if (i !== undefined) return i;
-    if (allBackendsNamed) {
-      const names = [...backendIndex.keys()];
+    if (backends.allNamed) {
+      const names = [...backends.index.keys()];
       const guess = closest(ref.name, names);
       const hint = guess !== null ? ` (did you mean "${guess}"?)` : `; the backends are ${quoteList(names)}`;
       c.problem(ref.path, `no backend named ${show(ref.name)}${hint}`);
@@ -824,7 +549,10 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
     const spec = d.listen;
     if (spec?.family === 'name') pending.push({ path: d.listenPath, spec, set: (a) => (d.config.listen = a) });
   }
+}
 
+/** Resolves every pending name into its place; returns the paths of those that failed (each a problem). */
+async function resolveAll(c: Check, pending: Pending[], resolve: NonNullable<ConfigOptions['resolve']>): Promise<Set<string>> {
   // Every name at once: a file with many servers should not wait for one lookup after another.
   const unresolved = new Set<string>();
   await Promise.all(
@@ -839,7 +567,10 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
       }
     }),
   );
+  return unresolved;
+}
 
+function checkListens(c: Check, drafts: FrontendDraft[], unresolved: Set<string>): void {
   // Two frontends on one address would split its connections between them without a word.
   const listening = new Map<string, number>();
   drafts.forEach((d, i) => {
@@ -853,95 +584,4 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
       c.problem(d.listenPath, `${formatAddress(d.config.listen)} is already where frontends[${first}]${other ? ` (${other})` : ''} listens`);
     }
   });
-
-  if (c.count > 0) throw c.error();
-  let id = 0;
-  for (const b of backends) for (const s of b.servers) s.id = id++;
-  return {
-    frontends: drafts.map((d) => d.config),
-    backends,
-    workers: workers as number,
-    processes: processes as number,
-    drainTimeoutMs: drainTimeoutMs as number,
-    logLevel: logLevel as LevelName,
-    maxConnections: maxConnections ?? null,
-    join: false,
-  };
-}
-
-// describePlan: what `ffi-proxy check` prints. Times and sizes are written as the file writes them.
-
-function showTime(ms: number): string {
-  if (ms === 0) return '0';
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms < 1000) return `${ms}ms`;
-  return `${ms / 1000}s`;
-}
-
-function showSize(n: number): string {
-  if (n > 0 && n % 1024 ** 2 === 0) return `${n / 1024 ** 2}m`;
-  if (n > 0 && n % 1024 === 0) return `${n / 1024}k`;
-  return String(n);
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/**
- * What a plan would run, as `ffi-proxy check` prints it: a line of process-wide settings, then one block
- * per frontend and per backend. Tests match on it: change it only on purpose.
- */
-export function describePlan(plan: ProxyPlan): string {
-  const lines: string[] = [];
-  const maxConn = plan.maxConnections === null ? 'max-connections from the open-file limit' : `max-connections ${plan.maxConnections}`;
-  const drain = showTime(plan.drainTimeoutMs);
-  lines.push(`global: workers ${plan.workers}, processes ${plan.processes}, drain-timeout ${drain}, log-level ${plan.logLevel}, ${maxConn}`);
-  const backendName = (i: number): string => plan.backends[i]?.name ?? `#${i}`;
-  for (const f of plan.frontends) {
-    let head = `frontend ${f.name}: listen ${formatAddress(f.listen)}, ${f.mode}, backend ${backendName(f.backend)}`;
-    if (f.routes.length > 0) {
-      const routes = f.routes.map((r) => `${r.host ?? ''}${r.path ?? ''} -> ${backendName(r.backend)}${r.stripPrefix ? ' (strip prefix)' : ''}`);
-      head += `; routes: ${routes.join(', ')}`;
-    }
-    lines.push(head);
-    const o = [`splice ${f.splice}`];
-    if (f.acceptProxy) o.push('accept-proxy');
-    // The other mode's options are carried and not used: only what applies is shown.
-    if (f.mode === 'http' || f.acceptProxy) o.push(`header-timeout ${showTime(f.headerTimeoutMs)}`);
-    if (f.mode === 'http') o.push(`idle-timeout ${showTime(f.idleTimeoutMs)}`);
-    o.push(`backend-timeout ${showTime(f.backendTimeoutMs)}`);
-    o.push(`tunnel-timeout ${f.tunnelTimeoutMs === 0 ? '0 (never)' : showTime(f.tunnelTimeoutMs)}`);
-    if (f.mode === 'http') {
-      o.push(`max-header-size ${showSize(f.maxHeaderSize)}`);
-      o.push(`max-body-size ${f.maxBodySize === 0 ? '0 (no limit)' : showSize(f.maxBodySize)}`);
-      o.push(`forwarded-headers ${f.forwardedHeaders ? 'on' : 'off'}`);
-    }
-    lines.push(`  ${o.join(', ')}`);
-  }
-  for (const b of plan.backends) {
-    const backups = b.servers.filter((s) => s.backup).length;
-    let head = `backend ${b.name}: ${b.balance} over ${plural(b.servers.length, 'server')}`;
-    if (backups > 0) head += ` (${plural(backups, 'backup')})`;
-    const h = b.health;
-    if (h === null) head += ', no health check';
-    else {
-      head += `, ${h.kind} health check ${h.kind === 'http' ? `GET ${h.path} ` : ''}every ${showTime(h.intervalMs)}`;
-      if (h.timeoutMs !== h.intervalMs) head += `, timeout ${showTime(h.timeoutMs)}`;
-      head += `, rise ${h.rise}, fall ${h.fall}`;
-    }
-    head += `; retries ${b.retries}`;
-    if (b.sendProxy !== 0) head += `; send-proxy v${b.sendProxy}`;
-    lines.push(head);
-    for (const s of b.servers) {
-      const address = formatAddress(s.address);
-      let line = `  server ${s.name}`;
-      if (address !== s.name) line += ` at ${address}`;
-      if (s.weight !== 1) line += ` weight ${s.weight}`;
-      if (s.backup) line += ' backup';
-      lines.push(line);
-    }
-  }
-  return lines.join('\n');
 }

@@ -124,6 +124,7 @@ export async function startFleet(options: StartOptions, processes: number, log: 
       const options = childOptions(next);
       children.options = JSON.stringify(options);
       await children.reload(options.config as ConfigDocument);
+      ports.keepOnly(next);
       current = next;
     },
     close() {
@@ -152,7 +153,8 @@ class Ports {
     try {
       for (const f of plan.frontends) {
         const key = `${f.name}\u0000${formatAddress(f.listen)}`;
-        let h = this.held.get(key);
+        // Held under the address first asked for (port 0, say), or given now as the address it got.
+        let h = this.held.get(key) ?? [...this.held.entries()].find(([k, v]) => k.startsWith(`${f.name}\u0000`) && formatAddress(v.address) === formatAddress(f.listen))?.[1];
         if (h === undefined) {
           if (!this.join) checkPortFree(f.listen);
           const r = reservePort(f.listen);
@@ -166,6 +168,16 @@ class Ports {
       for (const [k, h] of this.held) if (taken.includes(h.fd)) this.held.delete(k);
       for (const fd of taken) close(fd);
       throw e;
+    }
+  }
+
+  /** Gives back the ports of frontends `plan` no longer has (reserve() wrote its real addresses). */
+  keepOnly(plan: ProxyPlan): void {
+    const keep = new Set(plan.frontends.map((f) => `${f.name}\u0000${formatAddress(f.listen)}`));
+    for (const [k, h] of this.held) {
+      if (keep.has(k) || keep.has(`${k.slice(0, k.indexOf('\u0000'))}\u0000${formatAddress(h.address)}`)) continue;
+      close(h.fd);
+      this.held.delete(k);
     }
   }
 

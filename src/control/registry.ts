@@ -2,8 +2,9 @@
 // backend at a stable index, every server at a stable id. A plan (control/plan.ts) names things; the
 // workers' tables number them, and a connection open across a reload keeps the numbers it was made with.
 //
-//   a frontend keeps its index while its name and its listen address stay (its options may change); one
-//   whose address changes is taken out and added again (a new listener)
+//   a frontend keeps its index while its name and its listen address stay (its options may change; an
+//   address given with port 0 the first time may be given again as 0, or as the port it got); one whose
+//   address changes is taken out and added again (a new listener)
 //   a backend keeps its index while its name stays
 //   a server keeps its id while its backend, name and address stay; ids are never given to another server
 //
@@ -11,7 +12,7 @@
 
 import type { BackendConfig, FrontendConfig } from '../route/index.js';
 import { MAX_SERVERS } from '../route/index.js';
-import { CODES, ProxyError, formatAddress } from '../sys/index.js';
+import { type Address, CODES, ProxyError, formatAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
 
 /** What a plan changes in the tables, for the supervisor to bind and tell the workers. */
@@ -41,7 +42,7 @@ export class RouteRegistry {
    * The tables as `plan` would make them, and what changes; nothing is changed until commit() (a plan whose
    * frontends cannot be bound changes nothing). Throws ProxyError when the process has used up its server ids.
    */
-  prepare(plan: ProxyPlan): Prepared {
+  prepare(plan: ProxyPlan, bound: readonly (Address | null)[] = []): Prepared {
     const ids = new Map(this.serverIds);
     let nextId = this.nextServerId;
     // Backends by name: old indices kept, new ones appended.
@@ -68,7 +69,7 @@ export class RouteRegistry {
     const changes: TableChanges = { added: [], removed: [] };
     for (const f of plan.frontends) {
       const config = { ...f, backend: beIndex[f.backend], routes: f.routes.map((r) => ({ ...r, backend: beIndex[r.backend] })) };
-      let i = this.frontends.findIndex((old) => old !== null && old.name === f.name && sameListen(old, f));
+      let i = this.frontends.findIndex((old, k) => old !== null && old.name === f.name && sameListen(old, f, bound[k] ?? null));
       if (i < 0) {
         i = frontends.push(null) - 1;
         changes.added.push(i);
@@ -93,6 +94,7 @@ export class RouteRegistry {
   }
 }
 
-function sameListen(a: FrontendConfig, b: FrontendConfig): boolean {
-  return formatAddress(a.listen) === formatAddress(b.listen);
+function sameListen(a: FrontendConfig, b: FrontendConfig, bound: Address | null): boolean {
+  const want = formatAddress(b.listen);
+  return formatAddress(a.listen) === want || (bound !== null && formatAddress(bound) === want);
 }

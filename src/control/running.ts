@@ -123,7 +123,7 @@ export class Running {
     ] as const) {
       if (now !== then) this.log.warn(`reload: ${key} ${then} in the new config, ${now} running: a restart applies it`);
     }
-    const prepared = this.registry.prepare(plan);
+    const prepared = this.registry.prepare(plan, this.set.addresses);
     await this.set.reroute(prepared.frontends, prepared.backends, prepared.changes.added, prepared.changes.removed, this.plan.join);
     this.registry.commit(prepared);
     this.health.update(this.registry.backends);

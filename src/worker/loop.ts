@@ -78,8 +78,9 @@ export class WorkerLoop implements H1Context {
   readonly servers: (Server | undefined)[] = [];
   readonly serverState: Int32Array;
   readonly attempts: Uint8Array;
-  readonly pp: ProxyState;
-  readonly h1: H1State;
+  /** Sized for the table once a frontend or backend needs them (a reload may bring the first), else empty. */
+  pp: ProxyState;
+  h1: H1State;
   now = Date.now();
   draining = false;
   private stopping = false;
@@ -106,13 +107,15 @@ export class WorkerLoop implements H1Context {
     this.serverState = new Int32Array(cfg.serverState);
     this.attempts = new Uint8Array(C);
     applyRoutes(this, cfg.frontends, cfg.backends);
-    // HTTP state and a second buffer per slot exist from the start: a reload may add an HTTP frontend.
+    // A second buffer per slot is allowed from the start (the pool's index arrays cost ~20 bytes a slot):
+    // a reload may bring the first HTTP frontend.
     const http = true;
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     this.bufs = new BufferPool(cfg.bufferSize, http ? 2 * C : C, KEEP_IDLE, this.t.ctr);
     this.pipes = new PipePool(cfg.bufferSize, cfg.maxPipes, KEEP_IDLE, this.t.ctr);
-    this.h1 = new H1State(http ? C : 0);
-    this.pp = new ProxyState(C);
+    this.h1 = new H1State(0);
+    this.pp = new ProxyState(0);
+    this.sizeState(cfg.frontends, cfg.backends);
     this.timers = new TimerWheel(C, Date.now());
     this.qSlot = new Int32Array(C);
     this.qGen = new Uint32Array(C);
@@ -399,6 +402,7 @@ export class WorkerLoop implements H1Context {
    */
   private reroute(frontends: (FrontendConfig | null)[], backends: (BackendConfig | null)[], listenFds: number[]): void {
     const changes = applyRoutes(this, frontends, backends);
+    this.sizeState(frontends, backends);
     for (const i of changes.removed) {
       const s = this.listenerSlots[i] ?? -1;
       if (s >= 0) this.closeSlot(s, false);
@@ -410,6 +414,18 @@ export class WorkerLoop implements H1Context {
       else this.listenerSlots[i] = this.register(KIND.LISTENER, listenFds[i], i);
     }
     for (const s of changes.dropped) s.drainIdle(this.t, this.closeIdle);
+  }
+
+  /**
+   * Makes the HTTP state once a frontend speaks HTTP, and the PROXY protocol state once a frontend accepts
+   * or a backend sends the header: until then no slot reads them, and a worker that needs neither keeps
+   * their per-slot arrays (about 60 bytes a slot of capacity) unmade.
+   */
+  private sizeState(frontends: readonly (FrontendConfig | null)[], backends: readonly (BackendConfig | null)[]): void {
+    const C = this.t.capacity;
+    if (this.h1.hf.length === 0 && frontends.some((f) => f?.mode === 'http')) this.h1 = new H1State(C);
+    const proxied = frontends.some((f) => f?.acceptProxy) || backends.some((b) => b !== null && b.sendProxy !== 0);
+    if (this.pp.client.length === 0 && proxied) this.pp = new ProxyState(C);
   }
 
   /** Closes frontend fe's HTTP clients that wait between requests, and its clients that sent nothing yet. */

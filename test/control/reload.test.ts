@@ -179,3 +179,28 @@ t.test('CLI: check prints what would run, or each problem with its line, exit 2'
   t.equal(stray.code, 2);
   t.match(stray.stderr, /--listen cannot be given with --config/);
 });
+
+t.test('CLI: a --processes fleet runs a config file, and SIGHUP reaches every process', async (t) => {
+  const a = await named('a');
+  const dir = mkdtempSync(join(tmpdir(), 'ffip-fleet-reload-'));
+  const file = join(dir, 'fleet.yaml');
+  const doc = (frontends: string) => `workers: 1\nprocesses: 2\nbackends:\n  - { name: x, servers: [ "127.0.0.1:${a.port}" ] }\nfrontends:\n${frontends}`;
+  writeFileSync(file, doc(`  - { name: one, listen: "127.0.0.1:0", backend: x }\n`));
+  const run = await startCli(['--config', file]);
+  t.teardown(async () => {
+    run.child.kill('SIGKILL');
+    await a.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  t.match(run.stdout(), /running .*fleet\.yaml \(2 processes × 1 worker\(s\)/);
+  const port1 = Number(/frontend one: listening on 127\.0\.0\.1:(\d+)/.exec(run.stdout())![1]);
+  const held = await hello(port1);
+  writeFileSync(file, doc(`  - { name: one, listen: "127.0.0.1:0", backend: x }\n  - { name: two, listen: "127.0.0.1:0", backend: x }\n`));
+  run.child.kill('SIGHUP');
+  await waitFor(() => /fleet\.yaml reloaded/.test(run.stderr()), 'the reload');
+  t.equal(run.stderr().match(/reloaded: 2 frontend\(s\) \(1 new, 0 taken out\)/g)?.length, 2, 'each process reloaded');
+  t.equal((await hello(port1)).name, 'a', 'frontend one still serves');
+  held.c.write('x');
+  t.equal((await readBytes(held.c, 1)).toString(), 'x', 'and its connection from before');
+  held.c.destroy();
+});
