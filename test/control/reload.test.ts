@@ -204,3 +204,40 @@ t.test('CLI: a --processes fleet runs a config file, and SIGHUP reaches every pr
   t.equal((await readBytes(held.c, 1)).toString(), 'x', 'and its connection from before');
   held.c.destroy();
 });
+
+t.test('library: no connection to an unchanged frontend is refused while reloads come and go', async (t) => {
+  const a = await named('a');
+  const proxy = await start({
+    workers: 2,
+    logLevel: 'silent',
+    config: { frontends: [{ name: 'one', listen: '127.0.0.1:0', backend: 'x' }], backends: [{ name: 'x', servers: [`127.0.0.1:${a.port}`] }] },
+  });
+  t.teardown(async () => {
+    await proxy.close(0);
+    await a.close();
+  });
+  let stop = false;
+  let served = 0;
+  let failed = 0;
+  const load = (async () => {
+    while (!stop) {
+      try {
+        const { c, name } = await hello(proxy.port);
+        c.destroy();
+        if (name === 'a') served++;
+        else failed++;
+      } catch {
+        failed++;
+      }
+    }
+  })();
+  for (let i = 0; i < 10; i++) {
+    await proxy.addFrontend({ name: `extra${i}`, listen: '127.0.0.1:0', backend: 'x' });
+    await proxy.setServers('x', [`127.0.0.1:${a.port}`, { address: `127.0.0.1:${a.port}`, name: `copy${i}` }]);
+    await proxy.removeFrontend(`extra${i}`);
+  }
+  stop = true;
+  await load;
+  t.ok(served > 0, `connections were made throughout (${served})`);
+  t.equal(failed, 0, 'none was refused or cut');
+});
