@@ -107,11 +107,10 @@ export class WorkerLoop implements H1Context {
     this.serverState = new Int32Array(cfg.serverState);
     this.attempts = new Uint8Array(C);
     applyRoutes(this, cfg.frontends, cfg.backends);
-    // A second buffer per slot is allowed from the start (the pool's index arrays cost ~20 bytes a slot):
-    // a reload may bring the first HTTP frontend.
-    const http = true;
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
-    this.bufs = new BufferPool(cfg.bufferSize, http ? 2 * C : C, KEEP_IDLE, this.t.ctr);
+    // Two per slot are allowed from the start, whatever the frontends (the pool's index arrays cost about 20
+    // bytes a slot; its buffers are made only when used): a reload may bring the first HTTP frontend.
+    this.bufs = new BufferPool(cfg.bufferSize, 2 * C, KEEP_IDLE, this.t.ctr);
     this.pipes = new PipePool(cfg.bufferSize, cfg.maxPipes, KEEP_IDLE, this.t.ctr);
     this.h1 = new H1State(0);
     this.pp = new ProxyState(0);
