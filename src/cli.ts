@@ -27,11 +27,15 @@ type Address = import('./index.js').Address;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const argv = await yargs(hideBin(process.argv))
+// yargs reads a lone '-' as a positional argument, not as a flag's value: `--access-log -` (stdout) is
+// given to it as `--access-log=-`.
+const rawArgs = hideBin(process.argv).flatMap((a, i, all) => (a === '-' && all[i - 1] === '--access-log' ? [] : a === '--access-log' && all[i + 1] === '-' ? ['--access-log=-'] : [a]));
+const argv = await yargs(rawArgs)
   .scriptName('ffi-proxy')
   .usage('$0 start [options]: a TCP and HTTP/1.1 reverse proxy on epoll, splice and koffi')
   .command('start', 'run the proxy until SIGINT or SIGTERM (SIGHUP re-reads --config)')
   .command('check', 'check a config file (--config FILE) and print what it would run; exit 2 on a problem')
+  .command('top', 'a live terminal view of a running proxy, from its admin endpoint')
   .option('config', {
     type: 'string',
     describe: 'a config file, YAML or JSON: frontends, backends, servers, routes, health checks (docs/config.md); flags then only set workers, processes, drain-timeout, log-level, join',
@@ -111,12 +115,30 @@ const argv = await yargs(hideBin(process.argv))
     default: false,
     describe: 'listen even if another ffi-proxy of this user already listens on the port (to hand over to this one); without it a port in use is an error',
   })
+  .option('access-log', {
+    type: 'string',
+    describe: 'log each HTTP request and TCP connection to FILE (- for stdout), with why it ended; SIGUSR1 reopens the file',
+  })
+  .option('access-log-format', {
+    choices: ['json', 'haproxy', 'combined'] as const,
+    describe: 'the access log lines: json objects, HAProxy httplog/tcplog, or nginx combined [default: json]',
+  })
+  .option('admin', {
+    type: 'string',
+    describe: 'the admin endpoint (metrics, stats, live connections, status page): HOST:PORT, or off [default: 127.0.0.1:9901 when free]',
+  })
+  .option('admin-token', {
+    type: 'string',
+    describe: 'the bearer token the admin endpoint requires (needed when --admin is not a loopback address)',
+  })
+  .option('interval', { type: 'number', describe: 'top: seconds between updates [default: 1]' })
+  .option('once', { type: 'boolean', describe: 'top: print one plain-text frame and exit (also when stdout is not a terminal)' })
   .option('log-level', {
     choices: ['silent', 'error', 'warn', 'info', 'debug'] as const,
     default: 'info' as const,
     describe: 'how much to log on stderr',
   })
-  .demandCommand(1, 'say what to do: ffi-proxy start, or ffi-proxy check --config FILE')
+  .demandCommand(1, 'say what to do: ffi-proxy start, ffi-proxy check --config FILE, or ffi-proxy top')
   .strict()
   .version(pkg.version)
   .help()
@@ -125,6 +147,12 @@ const argv = await yargs(hideBin(process.argv))
     fail((msg ?? err?.message ?? 'bad arguments').replace(/\s*\n\s*/g, ' '), EXIT_USAGE);
   })
   .parseAsync();
+
+// `top` is a client of a running proxy's admin endpoint (src/top/): none of the checks below are its.
+if (argv._[0] === 'top') {
+  const { runTop } = await import('./top/top.js');
+  process.exit(await runTop({ admin: argv.admin, token: argv['admin-token'], interval: argv.interval, once: argv.once }));
+}
 
 if (argv.workers !== undefined && !Number.isFinite(argv.workers)) fail('--workers must be a number', EXIT_USAGE);
 if (!Number.isFinite(argv.processes)) fail('--processes must be a number', EXIT_USAGE);
@@ -146,7 +174,7 @@ const args = hideBin(process.argv);
 /** The flag was on the command line (not merely its default). */
 const given = (flag: string) => args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`);
 const command = String(argv._[0]);
-if (command !== 'start' && command !== 'check') fail(`unknown command '${command}': say ffi-proxy start, or ffi-proxy check --config FILE`, EXIT_USAGE);
+if (command !== 'start' && command !== 'check') fail(`unknown command '${command}': say ffi-proxy start, ffi-proxy check --config FILE, or ffi-proxy top`, EXIT_USAGE);
 const configFile = argv.config;
 if (command === 'check') {
   if (configFile === undefined) fail('check needs --config FILE', EXIT_USAGE);
@@ -161,11 +189,13 @@ if (command === 'check') {
 }
 
 // With --config the file says what to proxy; beside it only the process's own settings may be given.
-const BESIDE_CONFIG = ['config', 'workers', 'processes', 'drain-timeout', 'log-level', 'join'];
+const BESIDE_CONFIG = ['config', 'workers', 'processes', 'drain-timeout', 'log-level', 'join', 'admin', 'admin-token'];
 let processes = argv.processes;
+// The CLI's admin endpoint is on by default, where its port is free (the library's is off).
+const adminOptions = { admin: argv.admin, adminToken: argv['admin-token'], adminFallback: 'auto' };
 let options: StartOptions;
 if (configFile !== undefined) {
-  const stray = ['listen', 'backend', 'mode', 'splice', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy'].find(given);
+  const stray = ['listen', 'backend', 'mode', 'splice', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'access-log', 'access-log-format'].find(given);
   if (stray !== undefined) fail(`--${stray} cannot be given with --config: say it in ${configFile} (only ${BESIDE_CONFIG.slice(1).map((f) => `--${f}`).join(', ')} may be)`, EXIT_USAGE);
   let plan: ProxyPlan;
   try {
@@ -181,6 +211,7 @@ if (configFile !== undefined) {
     drainTimeoutMs: given('drain-timeout') ? argv['drain-timeout'] * 1000 : undefined,
     logLevel: given('log-level') ? argv['log-level'] : undefined,
     join: argv.join,
+    ...adminOptions,
   };
 } else {
   options = {
@@ -201,6 +232,9 @@ if (configFile !== undefined) {
     acceptProxy: argv['accept-proxy'],
     sendProxy: argv['send-proxy'],
     join: argv.join,
+    accessLog: argv['access-log'],
+    accessLogFormat: argv['access-log-format'],
+    ...adminOptions,
   };
 }
 
@@ -211,6 +245,8 @@ type Running = {
   workers: number;
   capacityPerWorker: number;
   listening(): { name: string; address: Address }[];
+  admin?: Address | null;
+  reopenLogs?: () => void;
   reload(config: string): Promise<void>;
   close(drainTimeoutMs?: number): Promise<void>;
   stopNow(): Promise<void>;
@@ -254,6 +290,7 @@ if (configFile !== undefined) {
 } else {
   lines.push(`backend: ${formatAddress(proxy.backend)}`);
 }
+if (proxy.admin) lines.push(`admin: http://${formatAddress(proxy.admin)}/ (status page; /metrics, /stats, /connections; ffi-proxy top)`);
 if (argv['log-level'] !== 'silent') process.stdout.write(lines.join('\n') + '\n');
 
 let signals = 0;
@@ -272,6 +309,8 @@ const onSignal = (sig: NodeJS.Signals) => {
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// SIGUSR1 reopens the access log files (nginx's signal for it), after logrotate moved them.
+process.on('SIGUSR1', () => proxy.reopenLogs?.());
 
 // SIGHUP re-reads the config file (nginx's reload signal); started from flags, there is none to read, and
 // SIGHUP ends the process as it always did.

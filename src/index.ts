@@ -3,6 +3,9 @@
 
 import type { Mode, StartOptions } from './control/config.js';
 import type { ConfigDocument } from './control/document.js';
+import { AccessLogWriter } from './control/accesslog.js';
+import { AdminServer } from './control/admin.js';
+import { DEFAULT_ADMIN } from './control/config.js';
 import { Running, planFromOptions } from './control/running.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './control/supervisor.js';
 import { Logger, levelNumber } from './core/log.js';
@@ -40,6 +43,12 @@ export type Proxy = {
   workerStats(): WorkerStats[];
   /** Where each frontend listens, by name, with the real port when 0 was asked for. */
   listening(): { name: string; address: Address }[];
+  /** Where the admin endpoint listens (docs/observability.md); null when it is off. */
+  admin: Address | null;
+  /** Access log lines written, and records dropped because the workers' rings were full. */
+  accessLogStats(): { written: number; dropped: number; files: string[] };
+  /** Closes the access log files, to open them again at the next line (after logrotate moved them). */
+  reopenLogs(): void;
   /**
    * Runs another config from now on (a file's path, or a document as in a config file): new frontends start
    * listening, removed ones stop accepting and their connections finish, changed backends apply to new
@@ -109,6 +118,19 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     throw e;
   }
   const r = running;
+  const sources = () => r.sources();
+  const accessLog = new AccessLogWriter({ rings: () => r.workers.rings(), frontends: () => sources().frontends, backends: () => sources().backends }, log);
+  accessLog.start();
+  let admin: AdminServer | null = null;
+  try {
+    admin = await startAdmin(plan.admin ?? options.adminFallback ?? 'off', plan.adminToken, r, log, accessLog);
+  } catch (e) {
+    r.stop();
+    await r.workers.stop(0);
+    await accessLog.stop();
+    await demo?.close();
+    throw e;
+  }
   const workers = r.workers;
   const address = workers.address;
   const mode = plan.frontends[0].mode;
@@ -126,14 +148,19 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     stats: () => workers.stats(),
     workerStats: () => workers.workerStats(),
     listening: () => r.listening(),
+    admin: admin?.address ?? null,
+    accessLogStats: () => accessLog.report(),
+    reopenLogs: () => accessLog.reopen(),
     reload: (config) => r.reload(config),
     addFrontend: (frontend) => r.addFrontend(frontend),
     removeFrontend: (name) => r.removeFrontend(name),
     setServers: (backend, servers) => r.setServers(backend, servers),
     close(drainTimeoutMs = r.current().drainTimeoutMs) {
       closing ??= (async () => {
+        await admin?.close();
         r.stop();
         await workers.stop(drainTimeoutMs);
+        await accessLog.stop();
         await demo?.close();
       })();
       return closing;
@@ -141,3 +168,16 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
   };
 }
 
+
+/** The admin endpoint `spec` asks for (`off`, `auto` or HOST:PORT); `auto` gives way, with a warning, to whatever holds its port. */
+async function startAdmin(spec: string, token: string | null, r: Running, log: Logger, accessLog: AccessLogWriter): Promise<AdminServer | null> {
+  if (spec === 'off') return null;
+  const auto = spec === 'auto';
+  try {
+    return await AdminServer.start({ listen: auto ? DEFAULT_ADMIN : spec, token }, r, log, { accessLog: () => accessLog.report() });
+  } catch (e) {
+    if (!auto || (e as { cause?: NodeJS.ErrnoException }).cause?.code !== 'EADDRINUSE') throw e;
+    log.info(`no admin endpoint: ${DEFAULT_ADMIN} is in use (give --admin HOST:PORT, or --admin off)`);
+    return null;
+  }
+}

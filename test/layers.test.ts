@@ -19,6 +19,7 @@ const FLOORS: [RegExp, number][] = [
   [/^worker\//, 7],
   [/^control\//, 8],
   [/^index\.ts$/, 9],
+  [/^top\//, 9],
   [/^(cli|fleet-child)\.ts$/, 10],
 ];
 

@@ -10,7 +10,7 @@
 import { LEVEL, type LevelName } from '../core/log.js';
 import type { BackendConfig, FrontendConfig } from '../route/index.js';
 import { CODES, ProxyError, type AddressSpec, parseAddress } from '../sys/index.js';
-import { DEFAULTS } from './config.js';
+import { DEFAULTS, adminProblem } from './config.js';
 
 /** A document the proxy cannot run. `problems` holds every problem found, in document order; `message` is the first. */
 export class ConfigError extends ProxyError {
@@ -33,9 +33,11 @@ const FRONTEND_OPTION_KEYS = [
   'max-header-size',
   'max-body-size',
   'forwarded-headers',
+  'access-log',
+  'access-log-format',
 ] as const;
 const BACKEND_OPTION_KEYS = ['balance', 'send-proxy', 'retries'] as const;
-const PROCESS_KEYS = ['workers', 'processes', 'drain-timeout', 'log-level', 'max-connections'] as const;
+const PROCESS_KEYS = ['workers', 'processes', 'drain-timeout', 'log-level', 'max-connections', 'admin', 'admin-token'] as const;
 const KEYS = {
   top: ['frontends', 'backends', ...PROCESS_KEYS, ...FRONTEND_OPTION_KEYS, ...BACKEND_OPTION_KEYS],
   frontend: ['name', 'listen', 'mode', 'backend', 'routes', ...FRONTEND_OPTION_KEYS],
@@ -96,6 +98,8 @@ export const FRONTEND_DEFAULTS: FrontendOptions = {
   maxHeaderSize: DEFAULTS.maxHeaderSize,
   maxBodySize: DEFAULTS.maxBodySize,
   forwardedHeaders: DEFAULTS.forwardedHeaders,
+  accessLog: null,
+  accessLogFormat: DEFAULTS.accessLogFormat,
 };
 export const BACKEND_DEFAULTS: BackendOptions = { balance: DEFAULTS.balance, sendProxy: 0, retries: DEFAULTS.retries };
 
@@ -321,6 +325,29 @@ export class Check {
     if (n >= min && n <= max) return n;
     const range = max === Number.MAX_SAFE_INTEGER ? `of ${min} or more` : `from ${min} to ${max}`;
     this.problem(path, `must be a size ${range}: ${SIZE_SYNTAX}; not ${show(v)}`);
+    return undefined;
+  }
+
+  /** The admin endpoint: HOST:PORT, auto or off (false too). */
+  admin(path: string, v: unknown): string | undefined {
+    const value = v === false ? 'off' : v;
+    const problem = adminProblem(value);
+    if (problem !== null) this.problem(path, problem);
+    return problem === null ? (value as string) : undefined;
+  }
+
+  /** An access log: a file's path, '-' (stdout), or off (false too: null). */
+  accessLog(path: string, v: unknown): string | null {
+    if (v === false || v === 'off') return null;
+    if (typeof v === 'string' && v !== '' && !v.includes('\0')) return v;
+    this.problem(path, `must be a file's path, - (stdout) or off, not ${show(v)}`);
+    return null;
+  }
+
+  /** A string of printable characters without spaces (a token, a file's path). */
+  text(path: string, v: unknown): string | undefined {
+    if (typeof v === 'string' && /^[\x21-\x7e]+$/.test(v)) return v;
+    this.problem(path, `must be a string of printable characters without spaces, not ${show(v)}`);
     return undefined;
   }
 

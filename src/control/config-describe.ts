@@ -52,6 +52,7 @@ export function describePlan(plan: ProxyPlan): string {
       o.push(`max-body-size ${f.maxBodySize === 0 ? '0 (no limit)' : showSize(f.maxBodySize)}`);
       o.push(`forwarded-headers ${f.forwardedHeaders ? 'on' : 'off'}`);
     }
+    if (f.accessLog !== null) o.push(`access-log ${f.accessLog} (${f.accessLogFormat})`);
     lines.push(`  ${o.join(', ')}`);
   }
   for (const b of plan.backends) {

@@ -29,6 +29,7 @@ import {
   type RouteConfig,
   type ServerConfig,
   SPLICE_MODES,
+  ACCESS_LOG_FORMATS,
   type SpliceMode,
 } from '../route/index.js';
 import { type Address, type AddressSpec, formatAddress, ipv6Bytes } from '../sys/index.js';
@@ -201,6 +202,8 @@ function frontendOptions(c: Check, path: string, o: Obj, base: FrontendOptions):
     maxHeaderSize: get('max-header-size', (p, v) => c.size(p, v, 1024, MAX_HEADER_SIZE_LIMIT), base.maxHeaderSize),
     maxBodySize: get('max-body-size', (p, v) => c.size(p, v, 0, Number.MAX_SAFE_INTEGER), base.maxBodySize),
     forwardedHeaders: get('forwarded-headers', (p, v) => c.bool(p, v), base.forwardedHeaders),
+    accessLog: o['access-log'] === undefined ? base.accessLog : c.accessLog(child(path, 'access-log'), o['access-log']),
+    accessLogFormat: get('access-log-format', (p, v) => c.oneOf(p, v, ACCESS_LOG_FORMATS), base.accessLogFormat),
   };
 }
 
@@ -405,6 +408,8 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
     logLevel: settings.logLevel as LevelName,
     maxConnections: settings.maxConnections ?? null,
     join: false,
+    admin: settings.admin ?? null,
+    adminToken: settings.adminToken ?? null,
   };
 }
 
@@ -415,6 +420,8 @@ type Settings = {
   drainTimeoutMs: number | undefined;
   logLevel: LevelName | undefined;
   maxConnections: number | null | undefined;
+  admin: string | undefined;
+  adminToken: string | undefined;
 };
 
 function processSettings(c: Check, top: Obj): Settings {
@@ -427,6 +434,8 @@ function processSettings(c: Check, top: Obj): Settings {
       top['max-connections'] === undefined || top['max-connections'] === null
         ? null
         : c.int('max-connections', top['max-connections'], 1, MAX_CONNECTIONS),
+    admin: top.admin === undefined ? undefined : c.admin('admin', top.admin),
+    adminToken: top['admin-token'] === undefined ? undefined : c.text('admin-token', top['admin-token']),
   };
 }
 

@@ -4,7 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
 import type { LevelName } from '../core/log.js';
-import { type Balance, type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
+import { ACCESS_LOG_FORMATS, type AccessLogFormat, type Balance, type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
 
@@ -33,6 +33,7 @@ export const DEFAULTS = {
   // Backends: HAProxy's and nginx's default balance; HAProxy's `retries 3`; its `check inter 2s rise 2
   // fall 3`, with a check's timeout its interval (HAProxy's default when `timeout check` is not set).
   balance: 'round-robin' as Balance,
+  accessLogFormat: 'json' as AccessLogFormat,
   retries: 3,
   healthIntervalMs: 2000,
   healthRise: 2,
@@ -96,7 +97,36 @@ export type StartOptions = {
    * is an error (EADDRINUSE), whoever holds it.
    */
   join?: boolean;
+  /**
+   * The admin endpoint (docs/observability.md): `HOST:PORT`, `auto` (127.0.0.1:9901 when that port is
+   * free, else none, with a warning) or `off`. Default: what the config says, else `adminFallback`.
+   */
+  admin?: string;
+  /** The bearer token the admin endpoint requires; needed when it listens on a non-loopback address. */
+  adminToken?: string;
+  /** Log each HTTP request and TCP connection to this file, or '-' for stdout (docs/observability.md). */
+  accessLog?: string;
+  /** json (default), haproxy or combined. */
+  accessLogFormat?: AccessLogFormat;
+  /** The admin endpoint when neither `admin` nor the config names one: `off` (the default) or the CLI's `auto`. */
+  adminFallback?: string;
 };
+
+/** Where `admin: auto` listens. */
+export const DEFAULT_ADMIN = '127.0.0.1:9901';
+
+/** What is wrong with an admin setting (`off`, `auto` or an IP address and port), or null. */
+export function adminProblem(v: unknown): string | null {
+  if (v === 'off' || v === 'auto') return null;
+  if (typeof v !== 'string') return `admin must be HOST:PORT, auto or off, not ${JSON.stringify(v)}`;
+  try {
+    const a = parseAddress(v);
+    if (a.family === 'ipv4' || a.family === 'ipv6') return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return `admin must be an IP address and port (as ${DEFAULT_ADMIN}), auto or off, not '${v}'`;
+}
 
 export const SEND_PROXY = ['v1', 'v2'] as const;
 export type SendProxy = (typeof SEND_PROXY)[number];
@@ -150,6 +180,18 @@ export async function resolveAddress(spec: AddressSpec, role: string): Promise<A
   }
 }
 
+function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) throw badOption(`${name} must be one of ${allowed.join(', ')}, not '${String(v)}'`);
+  return v as T;
+}
+
+/** An access log's file: a path, or '-' (stdout); null for none. */
+export function accessLogPath(v: unknown): string | null {
+  if (v === undefined || v === null || v === 'off') return null;
+  if (typeof v !== 'string' || v === '' || v.includes('\0')) throw badOption(`access log must be a file's path, - (stdout) or off, not ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** Checks `o` and resolves host names. Throws ProxyError (FFIP_ERR_BAD_OPTION / FFIP_ERR_BAD_ADDRESS). */
 export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   const mode = o.mode ?? DEFAULTS.mode;
@@ -162,6 +204,10 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     throw badOption(`drain timeout must be a number of milliseconds >= 0, not ${String(drainTimeoutMs)}`);
   }
   const maxConnections = o.maxConnections === undefined ? null : positiveInt('maxConnections', o.maxConnections, 1 << 24);
+  for (const a of [o.admin, o.adminFallback]) {
+    const problem = a === undefined ? null : adminProblem(a);
+    if (problem !== null) throw badOption(problem);
+  }
   const listenSpec = parseAddress(o.listen ?? DEFAULTS.listen);
   if (listenSpec.family === 'unix') throw badOption('listen must be HOST:PORT or [IPv6]:PORT; unix: is for --backend');
   const listen = await resolveAddress(listenSpec, 'listen');
@@ -191,6 +237,8 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     maxHeaderSize: http ? bytes('max header size', o.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, MAX_HEADER_SIZE_LIMIT) : DEFAULTS.maxHeaderSize,
     maxBodySize: http ? bytes('max body size', o.maxBodySize, DEFAULTS.maxBodySize, 0, Number.MAX_SAFE_INTEGER) : DEFAULTS.maxBodySize,
     forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
+    accessLog: accessLogPath(o.accessLog),
+    accessLogFormat: oneOf('access log format', o.accessLogFormat ?? DEFAULTS.accessLogFormat, ACCESS_LOG_FORMATS),
   };
   const address: Address = backend ?? { family: 'ipv4', host: '127.0.0.1', port: 0 };
   const name = backend === null ? 'demo' : formatAddress(backend);
@@ -213,6 +261,8 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
       logLevel: o.logLevel ?? DEFAULTS.logLevel,
       maxConnections,
       join: o.join === true,
+      admin: o.admin ?? null,
+      adminToken: o.adminToken ?? null,
     },
     demo: backend === null,
   };

@@ -19,6 +19,8 @@ export function documentFromPlan(plan: ProxyPlan): ConfigDocument {
     'drain-timeout': ms(plan.drainTimeoutMs),
     'log-level': plan.logLevel,
     ...(plan.maxConnections === null ? {} : { 'max-connections': plan.maxConnections }),
+    ...(plan.admin === null ? {} : { admin: plan.admin }),
+    ...(plan.adminToken === null ? {} : { 'admin-token': plan.adminToken }),
     frontends: plan.frontends.map((f) => frontendDocument(f, plan.backends)),
     backends: plan.backends.map(backendDocument),
   };
@@ -49,6 +51,8 @@ export function frontendDocument(f: FrontendConfig, backends: readonly BackendCo
     'max-header-size': f.maxHeaderSize,
     'max-body-size': f.maxBodySize,
     'forwarded-headers': f.forwardedHeaders,
+    'access-log': f.accessLog ?? 'off',
+    'access-log-format': f.accessLogFormat,
   };
 }
 

@@ -82,6 +82,12 @@ export async function startFleet(options: StartOptions, processes: number, log: 
   }
   // The children check the plan again; checking here first makes a problem one line, not P.
   const { plan, demo: wantDemo } = await planFromOptions(options);
+  // Each child has its own counters and tables; one admin endpoint over all of them is not built yet.
+  const admin = plan.admin ?? options.adminFallback ?? 'off';
+  if (admin !== 'off' && admin !== 'auto') {
+    throw new ProxyError(CODES.BAD_OPTION, `the admin endpoint runs with one process only, not with processes ${processes}: give --admin off`);
+  }
+  if (admin === 'auto') log.debug(`no admin endpoint with ${processes} processes (it runs with one process only)`);
   const ports = new Ports(plan.join);
   ports.reserve(plan);
   let demo: DemoBackend | null = null;
@@ -90,7 +96,7 @@ export async function startFleet(options: StartOptions, processes: number, log: 
     plan.backends[0].servers[0].address = { family: 'ipv4', host: demo.host, port: demo.port };
   }
   // The children join the ports the parent holds (and one another's), on purpose.
-  const childOptions = (p: ProxyPlan): StartOptions => ({ config: documentFromPlan(p), join: true });
+  const childOptions = (p: ProxyPlan): StartOptions => ({ config: documentFromPlan(p), join: true, admin: 'off' });
   const children = new Children(JSON.stringify(childOptions(plan)), processes, log);
   const results = await Promise.all(children.list.map((c) => children.launch(c)));
   const failed = results.findIndex((m) => m.type !== 'ready');

@@ -30,6 +30,8 @@ type Watch = {
 
 export class HealthChecker {
   private readonly watches = new Map<number, Watch>();
+  /** Per server id: how often it went down or up (by its checks, or found down after a worker's passive mark). */
+  readonly transitions = new Map<number, number>();
   private stopped = false;
 
   constructor(
@@ -51,7 +53,7 @@ export class HealthChecker {
           w.check = be.health;
           continue;
         }
-        const watch: Watch = { server, backend: be.name, check: be.health, up: Atomics.load(this.state, server.id) === SRV.UP, successes: 0, failures: 0, timer: null, inFlight: null };
+        const watch: Watch = { server, backend: be.name, check: be.health, up: (Atomics.load(this.state, server.id) & SRV.DOWN) === 0, successes: 0, failures: 0, timer: null, inFlight: null };
         this.watches.set(server.id, watch);
         // The first checks are spread over one interval, so that many servers are not all tried at once.
         this.schedule(watch, Math.floor(Math.random() * be.health.intervalMs));
@@ -62,7 +64,7 @@ export class HealthChecker {
       this.cancel(w);
       this.watches.delete(id);
       // Without checks a server counts as up (passive marks need checks to undo them).
-      Atomics.store(this.state, id, SRV.UP);
+      Atomics.and(this.state, id, ~SRV.DOWN);
     }
   }
 
@@ -70,6 +72,15 @@ export class HealthChecker {
     this.stopped = true;
     for (const w of this.watches.values()) this.cancel(w);
     this.watches.clear();
+  }
+
+  private counted(id: number): void {
+    this.transitions.set(id, (this.transitions.get(id) ?? 0) + 1);
+  }
+
+  /** Whether server `id` has checks. */
+  checked(id: number): boolean {
+    return this.watches.has(id);
   }
 
   private cancel(w: Watch): void {
@@ -130,24 +141,27 @@ export class HealthChecker {
   private verdict(w: Watch, ok: boolean, why: string): void {
     const id = w.server.id;
     const name = `backend ${w.backend}/${w.server.name}`;
-    if (w.up && Atomics.load(this.state, id) === SRV.DOWN) {
+    if (w.up && (Atomics.load(this.state, id) & SRV.DOWN) !== 0) {
       // A worker took it down for its failed connects (and said so): the other workers' pools go too.
       w.up = false;
       w.successes = 0;
+      this.counted(id);
       this.onDown(id);
     }
     if (ok) {
       w.failures = 0;
       if (w.up || ++w.successes < w.check.rise) return;
       w.up = true;
-      Atomics.store(this.state, id, SRV.UP);
+      this.counted(id);
+      Atomics.and(this.state, id, ~SRV.DOWN);
       this.log.info(`${name} is UP: ${w.check.rise} check(s) in a row passed`);
       return;
     }
     w.successes = 0;
     if (!w.up || ++w.failures < w.check.fall) return;
     w.up = false;
-    Atomics.store(this.state, id, SRV.DOWN);
+    this.counted(id);
+    Atomics.or(this.state, id, SRV.DOWN);
     this.log.warn(`${name} is DOWN: ${why} (${w.check.fall} check(s) in a row failed)`);
     this.onDown(id);
   }

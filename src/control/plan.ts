@@ -19,4 +19,8 @@ export type ProxyPlan = {
   maxConnections: number | null;
   /** Listen even where other SO_REUSEPORT listeners already hold a port (StartOptions.join). */
   join: boolean;
+  /** The admin endpoint: `HOST:PORT`, `auto` (127.0.0.1:9901 when free), `off`; null: not said (off, or the CLI's auto). */
+  admin: string | null;
+  /** The bearer token the admin endpoint requires (required off loopback). */
+  adminToken: string | null;
 };

@@ -7,17 +7,22 @@
 //     ──> listeners for the new frontends (a port in use: nothing changed) ──> the workers told (mailbox)
 //     ──> the tables committed, the health checks brought in line
 
-import type { Logger } from '../core/log.js';
+import { LEVEL_NAMES, type LevelName, type Logger, levelNumber } from '../core/log.js';
 import { parserLayout } from '../http/parser.js';
-import { type FrontendConfig, MAX_SERVERS } from '../route/index.js';
+import { type BackendConfig, type FrontendConfig, MAX_SERVERS, SRV, type ServerConfig } from '../route/index.js';
 import { CODES, ProxyError, type Address } from '../sys/index.js';
 import { loadConfigFile, planFromDocument } from './config-file.js';
-import { resolveOptions, type StartOptions } from './config.js';
+import { adminProblem, resolveOptions, type StartOptions } from './config.js';
 import { type ConfigDocument, documentFromPlan } from './document.js';
 import { HealthChecker } from './health.js';
+import { type Sources, serverStateName } from './metrics.js';
 import type { ProxyPlan } from './plan.js';
 import { RouteRegistry } from './registry.js';
 import type { WorkerSet, WorkerSetOptions } from './supervisor.js';
+
+/** What an operator may set a server to: `ready` (health decides), `drain` (no new connections), `maint` (the same, and its idle ones closed). */
+export const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
+export type AdminState = (typeof ADMIN_STATES)[number];
 
 /** What start() needs to make the workers once the plan is known. */
 export type Launch = (o: Pick<WorkerSetOptions, 'frontends' | 'backends' | 'join' | 'serverState'>) => Promise<WorkerSet>;
@@ -28,6 +33,8 @@ export class Running {
   private readonly health: HealthChecker;
   private readonly serverState = new SharedArrayBuffer(MAX_SERVERS * 4);
   private set!: WorkerSet;
+  /** Weights an operator set, by server id: kept across reloads while the server stays. */
+  private readonly weights = new Map<number, number>();
   /** Reloads run one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -114,20 +121,104 @@ export class Running {
     this.health.stop();
   }
 
+  /** What the metrics snapshot (metrics.ts) reads. */
+  sources(): Sources {
+    return {
+      tables: this.set.tables(),
+      frontends: this.registry.frontends,
+      backends: this.registry.backends,
+      addresses: this.set.addresses,
+      serverState: new Int32Array(this.serverState),
+      checked: (id) => this.health.checked(id),
+      transitions: (id) => this.health.transitions.get(id) ?? 0,
+    };
+  }
+
+  /** Server `server` of backend `backend`, or a ProxyError saying which name is unknown. */
+  private server(backend: string, server: string): ServerConfig {
+    const be = this.registry.backends.find((b): b is BackendConfig => b !== null && b.name === backend);
+    if (be === undefined) throw new ProxyError(CODES.BAD_OPTION, `no backend named "${backend}"`);
+    const s = be.servers.find((x) => x.name === server);
+    if (s === undefined) throw new ProxyError(CODES.BAD_OPTION, `backend "${backend}" has no server named "${server}"`);
+    return s;
+  }
+
+  /**
+   * Sets an operator's state on a server (HAProxy's `set server state`): drain and maint keep new
+   * connections away (connections open on it finish), and close its idle pooled ones; ready gives it back to
+   * its health. Lasts across reloads while the server stays. Returns the state before and after.
+   */
+  setServerState(backend: string, server: string, want: AdminState): { from: string; to: string } {
+    const id = this.server(backend, server).id;
+    const words = new Int32Array(this.serverState);
+    const from = serverStateName(Atomics.load(words, id));
+    Atomics.and(words, id, ~(SRV.DRAIN | SRV.MAINT));
+    if (want !== 'ready') {
+      Atomics.or(words, id, want === 'drain' ? SRV.DRAIN : SRV.MAINT);
+      this.set.serverDown(id);
+    }
+    const to = serverStateName(Atomics.load(words, id));
+    if (from !== to) this.log.warn(`backend ${backend}/${server}: ${from} -> ${to} (admin)`);
+    return { from, to };
+  }
+
+  /** Sets a server's weight (0..256; 0 takes no new connections). Lasts across reloads while the server stays. */
+  setServerWeight(backend: string, server: string, weight: number): { from: number; to: number } {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256) throw new ProxyError(CODES.BAD_OPTION, `weight must be an integer from 0 to 256, not ${weight}`);
+    const s = this.server(backend, server);
+    const from = s.weight;
+    s.weight = weight;
+    this.weights.set(s.id, weight);
+    this.set.post({ type: 'weight', id: s.id, weight });
+    if (from !== weight) this.log.warn(`backend ${backend}/${server}: weight ${from} -> ${weight} (admin)`);
+    return { from, to: weight };
+  }
+
+  /** Closes the client connection in worker `worker`'s slot `slot` if that slot still holds generation `gen`. */
+  closeConnection(worker: number, slot: number, gen: number): boolean {
+    const t = this.set.tables()[worker];
+    if (t === undefined || slot < 0 || slot >= t.capacity || t.gen[slot] !== gen || t.fd[slot] < 0) return false;
+    return this.set.postTo(worker, { type: 'close', slot, gen });
+  }
+
+  /** Sets the log level of the main thread and every worker; returns the one before and after. */
+  setLogLevel(name: string): { from: LevelName; to: LevelName } {
+    if (!(LEVEL_NAMES as readonly string[]).includes(name)) throw new ProxyError(CODES.BAD_OPTION, `log level must be one of ${LEVEL_NAMES.join(', ')}, not "${name}"`);
+    const from = LEVEL_NAMES[this.log.level];
+    const level = levelNumber(name);
+    this.log.level = level;
+    this.set.post({ type: 'log-level', level });
+    return { from, to: name as LevelName };
+  }
+
   private async apply(plan: ProxyPlan): Promise<void> {
     if (plan.frontends.some((f: FrontendConfig) => f.mode === 'http')) parserLayout();
     for (const [key, now, then] of [
       ['workers', this.plan.workers, plan.workers],
       ['processes', this.plan.processes, plan.processes],
       ['max-connections', this.plan.maxConnections, plan.maxConnections],
+      ['admin', this.plan.admin, plan.admin],
+      ['admin-token', this.plan.adminToken, plan.adminToken],
     ] as const) {
-      if (now !== then) this.log.warn(`reload: ${key} ${then} in the new config, ${now} running: a restart applies it`);
+      if (now === then) continue;
+      if (key === 'admin-token') this.log.warn('reload: admin-token changed in the new config: a restart applies it');
+      else this.log.warn(`reload: ${key} ${then} in the new config, ${now} running: a restart applies it`);
     }
     const prepared = this.registry.prepare(plan, this.set.addresses);
+    // An operator's weights stay while their servers do.
+    const kept = new Set<number>();
+    for (const be of prepared.backends) {
+      for (const s of be?.servers ?? []) {
+        kept.add(s.id);
+        s.weight = this.weights.get(s.id) ?? s.weight;
+      }
+    }
+    for (const id of this.weights.keys()) if (!kept.has(id)) this.weights.delete(id);
     await this.set.reroute(prepared.frontends, prepared.backends, prepared.changes.added, prepared.changes.removed, this.plan.join);
     this.registry.commit(prepared);
     this.health.update(this.registry.backends);
-    this.plan = { ...plan, workers: this.plan.workers, processes: this.plan.processes, maxConnections: this.plan.maxConnections, join: this.plan.join };
+    const p = this.plan;
+    this.plan = { ...plan, workers: p.workers, processes: p.processes, maxConnections: p.maxConnections, join: p.join, admin: p.admin, adminToken: p.adminToken };
     const c = prepared.changes;
     this.log.info(`reloaded: ${plan.frontends.length} frontend(s) (${c.added.length} new, ${c.removed.length} taken out), ${plan.backends.length} backend(s)`);
   }
@@ -139,7 +230,7 @@ export class Running {
  */
 export async function planFromOptions(options: StartOptions): Promise<{ plan: ProxyPlan; demo: boolean }> {
   if (options.config === undefined) return resolveOptions({ logLevel: 'warn', ...options });
-  const beside = new Set(['config', 'workers', 'drainTimeoutMs', 'logLevel', 'maxConnections', 'join']);
+  const beside = new Set(['config', 'workers', 'drainTimeoutMs', 'logLevel', 'maxConnections', 'join', 'admin', 'adminToken', 'adminFallback']);
   const extra = Object.keys(options).filter((k) => !beside.has(k) && (options as Record<string, unknown>)[k] !== undefined);
   if (extra.length > 0) {
     throw new ProxyError(CODES.BAD_OPTION, `${extra[0]} cannot be given with config: say it in the config (docs/config.md)`);
@@ -151,5 +242,11 @@ export async function planFromOptions(options: StartOptions): Promise<{ plan: Pr
   if (options.maxConnections !== undefined) plan.maxConnections = o.plan.maxConnections;
   if (options.logLevel !== undefined) plan.logLevel = options.logLevel;
   plan.join = options.join === true;
+  for (const a of [options.admin, options.adminFallback]) {
+    const problem = a === undefined ? null : adminProblem(a);
+    if (problem !== null) throw new ProxyError(CODES.BAD_OPTION, problem);
+  }
+  if (options.admin !== undefined) plan.admin = options.admin;
+  if (options.adminToken !== undefined) plan.adminToken = options.adminToken;
   return { plan, demo: false };
 }

@@ -9,6 +9,7 @@
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { CTR, type Stats, sumStats } from '../core/counters.js';
 import type { Logger } from '../core/log.js';
+import { ringBytes } from '../core/accesslog.js';
 import { ConnTable, tableBytes } from '../core/table.js';
 import { CTL, KIND, WSTATE } from '../core/types.js';
 import type { BackendConfig, FrontendConfig } from '../route/index.js';
@@ -132,6 +133,7 @@ export class WorkerSet {
           frontends: o.frontends,
           backends: o.backends,
           serverState: o.serverState,
+          ring: new SharedArrayBuffer(ringBytes()),
           routesGeneration: 0,
           bufferSize: o.bufferSize,
           maxPipes: o.maxPipes,
@@ -310,12 +312,27 @@ export class WorkerSet {
   }
 
   /** Posts `m` to every running worker's mailbox and wakes it (invariant 6). */
-  private post(m: ControlMessage): void {
-    for (const s of this.slots) {
-      if (!s.thread) continue;
-      s.port.postMessage(m);
-      signalEventfd(s.cfg.wakeFd);
-    }
+  post(m: ControlMessage): void {
+    for (const s of this.slots) this.postTo(s.index, m);
+  }
+
+  /** Posts `m` to worker `index` and wakes it; false when that worker is not running. */
+  postTo(index: number, m: ControlMessage): boolean {
+    const s = this.slots[index];
+    if (!s?.thread) return false;
+    s.port.postMessage(m);
+    signalEventfd(s.cfg.wakeFd);
+    return true;
+  }
+
+  /** Every worker's access-log ring (core/accesslog.ts), by worker index. */
+  rings(): SharedArrayBuffer[] {
+    return this.slots.map((s) => s.cfg.ring);
+  }
+
+  /** Every worker's table, as the main thread sees it (read only: invariant 3). */
+  tables(): ConnTable[] {
+    return this.slots.map((s) => s.table);
   }
 
   /** Counters summed over the workers (core/counters.ts). Read without locks: each is written by one worker only. */

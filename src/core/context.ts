@@ -3,6 +3,7 @@
 // and backends; http: its per-slot state) by extending this type, so that handlers name only the layers
 // below them and only the loop knows every protocol.
 
+import type { AccessLog } from './accesslog.js';
 import type { Logger } from './log.js';
 import type { BufferPool, PipePool } from './pools.js';
 import type { ConnTable } from './table.js';
@@ -15,6 +16,8 @@ export interface WorkerContext {
   /** One deadline per slot at most (HTTP heads and bodies, backends, PROXY headers, connects, tunnels). */
   readonly timers: TimerWheel;
   readonly log: Logger;
+  /** The access log's ring and the requests it is recording (accesslog.ts). */
+  readonly alog: AccessLog;
   readonly epfd: number;
   /**
    * Date.now() when the last epoll_wait returned: what handlers arm deadlines from, instead of reading the
@@ -22,6 +25,8 @@ export interface WorkerContext {
    * millisecond, and deadlines are kept to the wheel's 100 ms ticks anyway.
    */
   readonly now: number;
+  /** The table's clock (core/table.ts) when the last epoll_wait returned: ms since the epoch, with a fraction. */
+  readonly hrNow: number;
   /** The worker was told to drain: no more accepts, no idle connections kept. */
   readonly draining: boolean;
   /** Puts slot `s` on the ready queue (a turn after the current batch) unless it is there already. */

@@ -11,9 +11,12 @@ export type LevelName = keyof typeof LEVEL;
 /** A rate-limit key: a name, or a termination code (term.ts), which the line then names. */
 type Key = string | number;
 const NAMES = ['silent', 'error', 'warn', 'info', 'debug'];
+/** The levels by number. */
+export const LEVEL_NAMES = NAMES as readonly LevelName[];
 
 export class Logger {
-  readonly level: number;
+  /** The most verbose level printed; the admin endpoint may change it while the proxy runs. */
+  level: number;
   private readonly who: string;
   // Rate limiting per key: when the window started, and how many lines were held back in it.
   private readonly windows = new Map<Key, { start: number; held: number; printed: string; level: number }>();

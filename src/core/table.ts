@@ -9,7 +9,12 @@
 //   offset            what                          type        meaning
 //   0                 control words CTL.*           Int32 x 4   the worker's state (WSTATE)
 //   16                counters (counters.ts)        Float64 x N worker block, then terminations by code
-//   16 + 8N           fd       (-1 when free)       Int32  x C
+//   16 + 8N           born     (clock ms)           Float64 x C client: accepted; backend: connect started
+//   ..                since    (clock ms)           Float64 x C the current phase's start (below)
+//   ..                seen     (clock ms)           Float64 x C client: when bytes last moved either way
+//   ..                up       (bytes)              Float64 x C client: bytes from it, forwarded
+//   ..                down     (bytes)              Float64 x C client: bytes forwarded to it
+//   ..                fd       (-1 when free)       Int32  x C
 //   ..                gen      (bumped at release)  Uint32 x C
 //   ..                peer     (paired slot or -1)  Int32  x C
 //   ..                next     (free-list link)     Int32  x C
@@ -26,8 +31,17 @@
 //   ..                proto    (PROTO.*)            Uint8  x C  which protocol handles its events
 //   ..                xprt     (XPRT.*)             Uint8  x C  how its bytes reach the fd
 //   ..                term     (TERM.*)             Uint8  x C  client slots: why it is ending, once known
+//   ..                lineLen  (bytes)              Uint16 x C  HTTP client: its current request line's length
+//   ..                line     (bytes)              LINE_BYTES x C  HTTP client: that line's first LINE_BYTES
 //
-// 47 bytes a slot; a proxied connection uses two (client and backend).
+// 153 bytes a slot; a proxied connection uses two (client and backend). A column's pages are made resident
+// only as slots are used (the free list hands out low slots first).
+//
+// Clock: milliseconds since the Unix epoch with a fraction (performance.timeOrigin + performance.now(), read
+// once per epoll batch by the loop), comparable between threads. `since` is when the slot's current phase
+// started: a client's accept (TCP) or its current request's complete head (HTTP), a backend's connect.
+// The latency histograms (counters.ts) are measured from it, and the admin endpoint's connection list
+// reads it with born, seen, up, down and line, which only the worker writes (invariant 3).
 //
 // The buf/pipe columns of a slot describe its *outbox*: bytes read from this slot's fd that are not yet
 // written to its peer. Beside them, worker-local rather than shared (init() makes them), each slot has an
@@ -39,8 +53,10 @@ import { CTL, KIND, PROTO, ST, flagNames, kindName, protoName, stateName } from 
 import { counterSlots } from './counters.js';
 
 const HEADER_BYTES = CTL.COUNT * 4 + counterSlots() * 8;
-const SLOT_BYTES = 9 * 4 + 3 * 2 + 5 * 1;
-const COLUMNS = 17;
+/** Bytes of an HTTP request line the table keeps per client (method and target; longer ones are cut). */
+export const LINE_BYTES = 64;
+const SLOT_BYTES = 5 * 8 + 9 * 4 + 4 * 2 + 5 * 1 + LINE_BYTES;
+const COLUMNS = 24;
 
 function align8(n: number): number {
   return (n + 7) & ~7;
@@ -56,6 +72,11 @@ export class ConnTable {
   readonly capacity: number;
   readonly ctl: Int32Array;
   readonly ctr: Float64Array;
+  readonly born: Float64Array;
+  readonly since: Float64Array;
+  readonly seen: Float64Array;
+  readonly up: Float64Array;
+  readonly down: Float64Array;
   readonly fd: Int32Array;
   readonly gen: Uint32Array;
   readonly peer: Int32Array;
@@ -73,6 +94,8 @@ export class ConnTable {
   readonly proto: Uint8Array;
   readonly xprt: Uint8Array;
   readonly term: Uint8Array;
+  readonly lineLen: Uint16Array;
+  readonly line: Uint8Array;
   /** Worker-local inbox columns (see above); empty until init(). */
   inb = new Int32Array(0);
   ilen = new Int32Array(0);
@@ -94,6 +117,12 @@ export class ConnTable {
     const u16 = () => take((o) => new Uint16Array(sab, o, C), C * 2);
     this.ctl = take((o) => new Int32Array(sab, o, CTL.COUNT), CTL.COUNT * 4);
     this.ctr = take((o) => new Float64Array(sab, o, counterSlots()), counterSlots() * 8);
+    const f64 = () => take((o) => new Float64Array(sab, o, C), C * 8);
+    this.born = f64();
+    this.since = f64();
+    this.seen = f64();
+    this.up = f64();
+    this.down = f64();
     this.fd = take((o) => new Int32Array(sab, o, C), C * 4);
     this.gen = take((o) => new Uint32Array(sab, o, C), C * 4);
     this.peer = take((o) => new Int32Array(sab, o, C), C * 4);
@@ -111,6 +140,8 @@ export class ConnTable {
     this.proto = u8();
     this.xprt = u8();
     this.term = u8();
+    this.lineLen = u16();
+    this.line = take((o) => new Uint8Array(sab, o, C * LINE_BYTES), C * LINE_BYTES);
     if (off > sab.byteLength) throw new RangeError(`table of ${capacity} slots needs ${off} bytes, got ${sab.byteLength}`);
   }
 
@@ -169,6 +200,9 @@ export class ConnTable {
     this.bufOff[i] = 0;
     this.bufLen[i] = 0;
     this.pipeLen[i] = 0;
+    this.up[i] = 0;
+    this.down[i] = 0;
+    this.lineLen[i] = 0;
     this.next[i] = this.freeHead;
     this.freeHead = i;
     this.freeCount++;

@@ -33,7 +33,8 @@ export const TERM = {
   STOPPED: 19, // closed by the proxy stopping (drain of an idle client, or the drain timeout)
   INTERNAL: 20, // the proxy could not go on with it (epoll_ctl failed, too many early tunnel bytes)
   NO_SERVER: 21, // its backend had no server up (or none with a weight) to take it
-  COUNT: 22,
+  KILLED: 22, // closed from the admin endpoint (POST /connections/ID/close)
+  COUNT: 23,
 } as const;
 
 type Info = {
@@ -71,6 +72,7 @@ export const TERM_INFO: readonly Info[] = [
   info('stopped', 'K'),
   info('internal', 'I', 503),
   info('no_server', 'S', 503),
+  info('killed', 'K'),
 ];
 
 export function termName(code: number): string {

@@ -12,8 +12,9 @@
 // rewritten from it into the client's outbox; body bytes are parsed and copied across up to the message
 // boundary, so bytes of the next (pipelined) request never reach the backend before their turn.
 
-import { CTR } from '../core/counters.js';
+import { CTR, FE, feBase } from '../core/counters.js';
 import { TERM } from '../core/term.js';
+import { type ConnTable, LINE_BYTES } from '../core/table.js';
 import { FL, PROTO, ST } from '../core/types.js';
 import {
   consumeInbox,
@@ -30,7 +31,7 @@ import {
   unblocked,
 } from '../transport/index.js';
 import { matchRoute } from '../route/index.js';
-import { E, peerAddress } from '../sys/index.js';
+import { E, peerAddress, sockError } from '../sys/index.js';
 import {
   appendOut,
   fail,
@@ -224,6 +225,15 @@ function gaveUp(ctx: H1Context, c: number, r: number): void {
 function waitStep(ctx: H1Context, c: number): void {
   const t = ctx.t;
   const b = t.peer[c];
+  // A FIN while waiting is a half-close, which HTTP allows: the response still goes out (HAProxy's
+  // abortonclose is off by default). A reset is not: the client is gone, and its request is abandoned.
+  if (t.flags[c] & FL.PEER_DONE) {
+    const err = sockError(t.fd[c]);
+    if (err !== 0) {
+      resetClient(ctx, c, TERM.CLIENT_RESET, WHY.READ_CLIENT, err > 0 ? -err : err);
+      return;
+    }
+  }
   if (!outEmpty(ctx, c) && b >= 0 && t.state[b] === ST.PROXYING && !(t.flags[b] & FL.W_BLOCKED)) {
     const f = flush(ctx, c, b);
     if (f < 0) fail(ctx, c, TERM.BACKEND_RESET, WHY.WRITE_BACKEND, f);
@@ -270,12 +280,27 @@ function acceptable(ctx: H1Context, c: number, p: HttpParser, headEnd: number): 
   return true;
 }
 
+/** Keeps the request line (up to its CR) in the table's line column for the admin endpoint and the access log. */
+function keepLine(t: ConnTable, c: number, head: Uint8Array, end: number): void {
+  const at = c * LINE_BYTES;
+  let i = 0;
+  for (; i < end && head[i] !== 13; i++) if (i < LINE_BYTES) t.line[at + i] = head[i];
+  t.lineLen[c] = i < 0xffff ? i : 0xffff;
+}
+
 function startRequest(ctx: H1Context, c: number, p: HttpParser, ev: number): boolean {
   const t = ctx.t;
   const h = ctx.h1;
   if (!acceptable(ctx, c, p, p.headEnd)) return false;
   ctx.timers.disarm(c);
   t.ctr[CTR.REQUESTS]++;
+  t.ctr[feBase(t.fe[c]) + FE.REQUESTS]++;
+  t.since[c] = ctx.hrNow;
+  keepLine(t, c, inbox(ctx, c), p.headEnd);
+  if (ctx.alog.on[t.fe[c]]) {
+    ctx.alog.begin(t, c);
+    ctx.alog.requestLine(c, inbox(ctx, c), p.headEnd);
+  }
   let hf = 0;
   if (!p.shouldKeepAlive()) hf |= H.CLOSE_AFTER;
   else if (p.httpMinor === 0) hf |= H.KA10;

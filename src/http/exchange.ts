@@ -10,7 +10,7 @@
 //   fail ──> a generated 4xx/5xx and H_LINGER, or, once part of a response went out, a reset
 //   replay ──> a pooled connection the backend closed before answering: the request once more, on a new one
 
-import { CTR } from '../core/counters.js';
+import { CTR, FE, SV, feBase, observe, statusClass, svBase } from '../core/counters.js';
 import { LEVEL } from '../core/log.js';
 import { TERM, termStatus } from '../core/term.js';
 import { FL, PROTO, ST } from '../core/types.js';
@@ -61,6 +61,7 @@ export function fail(ctx: H1Context, c: number, term: number, why: number, err =
     const text = explain(ctx, c, why, err);
     ctx.log.limited(level, term, cut ? `closed ${t.describe(c)}: response cut off after part of it: ${text}` : `${status}: ${text}`);
   }
+  if (ctx.alog.on[t.fe[c]]) logFailed(ctx, c, term, cut ? 0 : status);
   const b = t.peer[c];
   if (b >= 0) {
     t.peer[c] = -1;
@@ -73,11 +74,25 @@ export function fail(ctx: H1Context, c: number, term: number, why: number, err =
   }
   recordTerm(t, c, term);
   t.ctr[CTR.GENERATED]++;
+  t.ctr[feBase(t.fe[c]) + FE.STATUS + statusClass(status)]++;
   dropOutbox(ctx, c); // whatever was queued for the backend is dropped; the response goes straight out
   const r = generated(status);
   sendNow(ctx, c, r, r.length);
   linger(ctx, c);
   return false;
+}
+
+/** The access log's record of c's request, ended by `term`; `status` the response generated for it (0: none). */
+function logFailed(ctx: H1Context, c: number, term: number, status: number): void {
+  const a = ctx.alog;
+  const t = ctx.t;
+  if (!a.open[c]) {
+    // Refused before it was a request (a malformed or oversized head): no line, and the record starts now.
+    t.since[c] = ctx.hrNow;
+    a.begin(t, c);
+  }
+  if (status !== 0) a.status[c] = status;
+  a.write(t, c, term, ctx.hrNow);
 }
 
 /** Closes client c and its backend with a reset, for `term`: logged at `level` with the words of `why`. */
@@ -124,6 +139,8 @@ function connectTo(ctx: H1Context, c: number, srv: Server, fresh: boolean): numb
       t.peer[b] = c;
       holdServer(ctx, b);
       pair(ctx, c, b);
+      countRequest(ctx, b);
+      if (ctx.alog.on[t.fe[c]]) ctx.alog.tc[c] = 0; // no connect: a pooled connection
       ctx.h1.hf[b] |= H.POOLED;
       t.ctr[CTR.REUSED]++;
       return b;
@@ -139,6 +156,7 @@ function connectTo(ctx: H1Context, c: number, srv: Server, fresh: boolean): numb
   const r = startConnect(ctx, b);
   if (r === 0) {
     t.state[b] = ST.PROXYING; // unix sockets connect at once
+    countRequest(ctx, b);
     connectDeadlineOver(ctx, c, b);
   } else if (r !== -E.EINPROGRESS) {
     connectFailed(ctx, b, connectTerm(r));
@@ -150,9 +168,16 @@ function connectTo(ctx: H1Context, c: number, srv: Server, fresh: boolean): numb
 /** Backend b is client c's now: its response parser, told whether a body can follow (not for HEAD). */
 function pair(ctx: H1Context, c: number, b: number): void {
   const h = ctx.h1;
+  const t = ctx.t;
+  if (ctx.alog.on[t.fe[c]]) ctx.alog.srv[c] = t.srv[b];
   h.hf[b] = H.IN_HEAD;
   h.rawLeft[b] = 0;
   h.parser(b, PARSER_TYPE.RESPONSE).noBody = (h.hf[c] & H.HEAD_REQ) !== 0;
+}
+
+/** A request goes to backend b's server: counted once its connection is there (a failed connect sends none). */
+export function countRequest(ctx: H1Context, b: number): void {
+  ctx.t.ctr[svBase(ctx.t.srv[b]) + SV.REQUESTS]++;
 }
 
 /** The connect deadline is over: the response deadline runs from the request's end (already, or later). */
@@ -216,6 +241,8 @@ export function finishExchange(ctx: H1Context, c: number, b: number): void {
   const t = ctx.t;
   const h = ctx.h1;
   const srv = ctx.servers[t.srv[b]]!;
+  observe(t.ctr, feBase(t.fe[c]) + FE.DURATION, (ctx.hrNow - t.since[c]) / 1000);
+  if (ctx.alog.on[t.fe[c]]) ctx.alog.write(t, c, TERM.DONE, ctx.hrNow);
   // With send-proxy a connection's PROXY header names one client, so it is never shared (HAProxy marks such
   // connections private too): it closes after its response.
   const reusable =

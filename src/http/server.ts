@@ -9,6 +9,7 @@
 // (exchange.ts: finishExchange). Anything else is closed: a connection whose framing is in doubt is never
 // reused. Bytes after a response's end are never taken as part of it.
 
+import { FE, SV, feBase, observe, statusClass, svBase } from '../core/counters.js';
 import { TERM } from '../core/term.js';
 import { FL, ST } from '../core/types.js';
 import { connectDone, connectTerm, connectTimedOut } from '../route/index.js';
@@ -32,6 +33,7 @@ import { E } from '../sys/index.js';
 import {
   appendOut,
   connectDeadlineOver,
+  countRequest,
   connectFailed,
   fail,
   finishExchange,
@@ -107,6 +109,7 @@ function finishConnect(ctx: H1Context, b: number): void {
   }
   ctx.t.state[b] = ST.PROXYING;
   const c = ctx.t.peer[b];
+  if (c >= 0) countRequest(ctx, b);
   connectDeadlineOver(ctx, c, b);
   if (c >= 0) ctx.resume(c); // the request waits in the client's outbox
 }
@@ -170,6 +173,9 @@ function readStep(ctx: H1Context, b: number, c: number): boolean {
     if (!(h.hf[b] & H.RESP_BYTES)) {
       h.hf[b] |= H.RESP_BYTES;
       h.dropRetryCopy(c, ctx.bufs);
+      const ms = ctx.hrNow - t.since[c];
+      observe(t.ctr, svBase(t.srv[b]) + SV.FIRST_BYTE, ms / 1000);
+      if (ctx.alog.on[t.fe[c]]) ctx.alog.tr[c] = ms;
     }
     return true;
   }
@@ -236,7 +242,13 @@ function responseHead(ctx: H1Context, b: number, c: number, headEnd: number, par
   const upgraded = status === 101 && (h.hf[c] & H.UPGRADING) !== 0;
   if (status === 101 && !upgraded) return fail(ctx, c, TERM.BACKEND_INVALID, WHY.UNASKED_101);
   const interim = status < 200 && !upgraded;
-  if (!interim && !upgraded) finalHead(ctx, b, c);
+  if (!interim) {
+    const k = statusClass(status);
+    t.ctr[feBase(t.fe[c]) + FE.STATUS + k]++;
+    t.ctr[svBase(t.srv[b]) + SV.STATUS + k]++;
+    if (ctx.alog.on[t.fe[c]]) ctx.alog.status[c] = status;
+    if (!upgraded) finalHead(ctx, b, c);
+  }
   const closeAfter = (h.hf[c] & H.CLOSE_AFTER) !== 0;
   const out = takeOutbox(ctx, b);
   const o = h.responseOpts;

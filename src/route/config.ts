@@ -6,6 +6,8 @@ import type { Address } from '../sys/index.js';
 
 export const MODES = ['tcp', 'http'] as const;
 export type Mode = (typeof MODES)[number];
+export const ACCESS_LOG_FORMATS = ['json', 'haproxy', 'combined'] as const;
+export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
 export const SPLICE_MODES = ['on', 'off', 'auto'] as const;
 export type SpliceMode = (typeof SPLICE_MODES)[number];
 /**
@@ -53,6 +55,10 @@ export type FrontendConfig = {
   tunnelTimeoutMs: number;
   /** HTTP: request heads over this many bytes get 431. */
   maxHeaderSize: number;
+  /** Where its access log goes: a file's path, '-' for stdout; null: not logged (control/accesslog.ts). */
+  accessLog: string | null;
+  /** The access log's format. */
+  accessLogFormat: AccessLogFormat;
   /** HTTP: request bodies over this many bytes get 413; 0: no limit. */
   maxBodySize: number;
   /** HTTP: add X-Forwarded-For/-Proto/-Host. */

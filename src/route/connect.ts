@@ -12,7 +12,7 @@
 // whether to try another server, and what the client is told, is its protocol's to decide. Deadlines are
 // the protocol's as well.
 
-import { CTR } from '../core/counters.js';
+import { CTR, SV, observe, svBase } from '../core/counters.js';
 import { LEVEL } from '../core/log.js';
 import { TERM } from '../core/term.js';
 import { FL, KIND, ST, XPRT } from '../core/types.js';
@@ -38,7 +38,11 @@ export function chooseServer(ctx: RouteContext, c: number, be: Backend, failed: 
   if (failed < 0) ctx.attempts[c] = 0;
   else if (ctx.attempts[c] >= be.retries) return null;
   const s = pick(ctx, be, be.balance === BALANCE.HASH ? clientKey(ctx, c) : 0, failed);
-  if (s !== null && failed >= 0) ctx.attempts[c]++;
+  if (s !== null && failed >= 0) {
+    ctx.attempts[c]++;
+    ctx.t.ctr[svBase(failed) + SV.RETRIES]++;
+    if (ctx.alog.on[ctx.t.fe[c]]) ctx.alog.retries[c]++;
+  }
   return s;
 }
 
@@ -76,6 +80,9 @@ export function openBackend(ctx: RouteContext, c: number, srv: Server, proto: nu
   t.xprt[b] = XPRT.PLAIN;
   t.fe[b] = t.fe[c];
   t.srv[b] = srv.id;
+  t.born[b] = t.since[b] = ctx.hrNow;
+  t.ctr[svBase(srv.id) + SV.CONNECTS]++;
+  if (ctx.alog.on[t.fe[c]]) ctx.alog.srv[c] = srv.id;
   const r = epollAdd(ctx.epfd, fd, CONN_EVENTS, b, t.gen[b]);
   if (r < 0) {
     lastConnectCall = 'epoll_ctl ADD backend';
@@ -128,6 +135,7 @@ export function holdServer(ctx: RouteContext, b: number): void {
   if (t.flags[b] & FL.BUSY) return;
   t.flags[b] |= FL.BUSY;
   ctx.servers[t.srv[b]]!.active++;
+  t.ctr[svBase(t.srv[b]) + SV.ACTIVE]++;
 }
 
 /** Backend slot b no longer carries a client (it went idle, or it is closing). */
@@ -136,6 +144,7 @@ export function releaseServer(ctx: RouteContext, b: number): void {
   if (!(t.flags[b] & FL.BUSY)) return;
   t.flags[b] &= ~FL.BUSY;
   ctx.servers[t.srv[b]]!.active--;
+  t.ctr[svBase(t.srv[b]) + SV.ACTIVE]--;
 }
 
 function connected(ctx: RouteContext, b: number, srv: Server): number {
@@ -146,6 +155,10 @@ function connected(ctx: RouteContext, b: number, srv: Server): number {
     if (r < 0) return failed(ctx, srv, r);
   }
   srv.fails = 0;
+  const ms = ctx.hrNow - t.since[b];
+  observe(t.ctr, svBase(srv.id) + SV.CONNECT_TIME, ms / 1000);
+  const c = t.peer[b];
+  if (c >= 0 && ctx.alog.on[t.fe[c]]) ctx.alog.tc[c] = ms;
   return 0;
 }
 
@@ -158,6 +171,7 @@ function failed(ctx: RouteContext, srv: Server, err: number): number {
   lastConnectErrno = err;
   lastConnectServer = srv;
   ctx.t.ctr[CTR.CONNECT_ERRORS]++;
+  ctx.t.ctr[svBase(srv.id) + SV.CONNECT_ERRORS]++;
   srv.fails++;
   const be = srv.backend;
   if (be !== null && be.checked && srv.fails >= be.fall && Atomics.compareExchange(ctx.serverState, srv.id, SRV.UP, SRV.DOWN) === SRV.UP) {

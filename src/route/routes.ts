@@ -20,11 +20,15 @@ export const MODE = { TCP: 0, HTTP: 1 } as const;
 /** Backend.balance values, in BALANCES' order. */
 export const BALANCE = { ROUND_ROBIN: 0, LEAST_CONN: 1, RANDOM_TWO: 2, HASH: 3 } as const;
 
-/** A server's state in the shared states. 0 is UP, so that a new server, zeroed, starts up. */
-export const SRV = { UP: 0, DOWN: 1 } as const;
+/**
+ * A server's word in the shared states: 0 (UP) takes new connections, so that a new server, zeroed, starts
+ * up; any bit set keeps them away. DOWN is its health (its checks, or a worker's passive mark); DRAIN and
+ * MAINT are an operator's (the admin endpoint), kept apart so that a check never undoes them.
+ */
+export const SRV = { UP: 0, DOWN: 1, DRAIN: 2, MAINT: 4 } as const;
 
-/** Server ids a process can have over its life (the shared states' size): 16 KiB of Int32. */
-export const MAX_SERVERS = 4096;
+/** Server ids a process can have over its life (the shared states are 16 KiB of Int32). */
+export { MAX_SERVERS } from '../core/counters.js';
 
 export class Frontend {
   readonly index: number;

@@ -115,6 +115,22 @@ export function peerAddressBytes(fd: number, out: Uint8Array): number {
   return n;
 }
 
+/**
+ * getpeername() without allocating, for the access log: the peer's address bytes into out[at..at+16) (an
+ * IPv4 address in the first 4), and returns its port plus its IP version times 65536 (4 or 6); -1 when the
+ * peer is gone or is not an IP address.
+ */
+export function peerInto(fd: number, out: Uint8Array, at: number): number {
+  peerLen[0] = SOCKADDR_STORAGE_SIZE;
+  if ((raw.getpeername(fd, peerSa, peerLen) as number) === -1) return -1;
+  const family = peerSa.readUInt16LE(0);
+  if (family !== AF.INET && family !== AF.INET6) return -1;
+  const v4 = family === AF.INET;
+  const from = v4 ? 4 : 8;
+  for (let i = 0; i < (v4 ? 4 : 16); i++) out[at + i] = peerSa[from + i];
+  return (v4 ? 4 : 6) * 65536 + peerSa.readUInt16BE(2);
+}
+
 /** A non-blocking eventfd, used to wake a worker blocked in epoll_wait. */
 export function createEventfd(): number {
   const fd = raw.eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC) as number;
@@ -175,3 +191,51 @@ export function setNoDelay(fd: number): number {
   return setIntOpt(fd, SOL.TCP, TCP_NODELAY, 1);
 }
 
+
+/** The kernel's view of a TCP connection (TCP_INFO, linux/tcp.h), for the admin endpoint's connection list. */
+export type TcpInfo = {
+  /** TCP state: 'established', 'close-wait', ... */
+  state: string;
+  /** Smoothed round-trip time and its variation, in milliseconds. */
+  rttMs: number;
+  rttVarMs: number;
+  /** Retransmissions of the segment now waiting (the current backoff), and over the connection's life. */
+  retransmits: number;
+  totalRetrans: number;
+  /** Segments sent and not yet acknowledged, and those the kernel thinks are lost. */
+  unacked: number;
+  lost: number;
+  /** Congestion window, in segments. */
+  cwnd: number;
+  /** Bytes written and not yet sent (0 where the kernel does not say). */
+  notsentBytes: number;
+  /** Milliseconds since data was last received, and last sent. */
+  lastRecvMs: number;
+  lastSentMs: number;
+};
+
+const TCP_STATES = ['', 'established', 'syn-sent', 'syn-recv', 'fin-wait1', 'fin-wait2', 'time-wait', 'close', 'close-wait', 'last-ack', 'listen', 'closing'];
+const tcpInfoBuf = Buffer.alloc(232);
+const tcpInfoLen = new Uint32Array(1);
+
+/** getsockopt(IPPROTO_TCP, TCP_INFO) of `fd`; null when it is not (or no longer) a TCP socket. Not for a hot path. */
+export function tcpInfo(fd: number): TcpInfo | null {
+  tcpInfoLen[0] = tcpInfoBuf.length;
+  tcpInfoBuf.fill(0);
+  if ((raw.getsockopt(fd, 6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, tcpInfoBuf, tcpInfoLen) as number) === -1) return null;
+  const b = tcpInfoBuf;
+  const u32 = (at: number) => (tcpInfoLen[0] >= at + 4 ? b.readUInt32LE(at) : 0);
+  return {
+    state: TCP_STATES[b[0]] ?? String(b[0]),
+    rttMs: u32(68) / 1000,
+    rttVarMs: u32(72) / 1000,
+    retransmits: b[2],
+    totalRetrans: u32(100),
+    unacked: u32(24),
+    lost: u32(32),
+    cwnd: u32(80),
+    notsentBytes: u32(144),
+    lastRecvMs: u32(52),
+    lastSentMs: u32(44),
+  };
+}

@@ -10,12 +10,12 @@
 // answered, then the client closing, is a backend failure), else the one endPair() is given. Its log line is
 // the protocol's: each protocol words its own, and builds it only when the log will print it.
 
-import { CTR, TERM_BASE } from '../core/counters.js';
+import { CTR, FE, TERM_BASE, feBase, observe } from '../core/counters.js';
 import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { LEVEL } from '../core/log.js';
 import { TERM } from '../core/term.js';
-import { KIND } from '../core/types.js';
+import { KIND, PROTO } from '../core/types.js';
 import { close, errnoName, setLingerZero } from '../sys/index.js';
 import { dropInbox, dropOutbox } from './boxes.js';
 
@@ -37,6 +37,14 @@ export function endPair(ctx: WorkerContext, s: number, term: number, abort: bool
     recordTerm(t, c, term);
     t.ctr[TERM_BASE + t.term[c]]++;
     t.ctr[CTR.ACTIVE]--;
+    const fb = feBase(t.fe[c]);
+    t.ctr[fb + FE.ACTIVE]--;
+    t.ctr[fb + FE.TERM + t.term[c]]++;
+    // A tunnel's whole life is its frontend's duration (an HTTP request's is counted when it ends).
+    if (t.proto[c] === PROTO.TUNNEL) observe(t.ctr, fb + FE.DURATION, (ctx.hrNow - t.since[c]) / 1000);
+    // The access log: a TCP connection's record, or an HTTP request's that had not ended.
+    const a = ctx.alog;
+    if (a.on[t.fe[c]] && (a.open[c] || !a.http[t.fe[c]])) a.write(t, c, t.term[c], ctx.hrNow);
   }
   if (abort) t.ctr[CTR.IO_ERRORS]++;
   ctx.closeSlot(s, abort);

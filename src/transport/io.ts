@@ -12,7 +12,7 @@
 // a FIN or RST edge may then already have been consumed with the data, so only a read returning 0 or an
 // error ends the stream. Splice reads always go on to EAGAIN: a pipe can take less than the socket holds.
 
-import { CTR } from '../core/counters.js';
+import { CTR, FE, SV, feBase, svBase } from '../core/counters.js';
 import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { FL, KIND, XPRT } from '../core/types.js';
@@ -221,7 +221,7 @@ export function stillIdle(ctx: WorkerContext, s: number): boolean {
  */
 export function flush(ctx: WorkerContext, src: number, dst: number): number {
   const t = ctx.t;
-  const ctr = t.kind[src] === KIND.CLIENT ? CTR.BYTES_IN : CTR.BYTES_OUT;
+  const up = t.kind[src] === KIND.CLIENT;
   let left: number;
   let m: number;
   if (t.pipe[src] >= 0) {
@@ -229,7 +229,7 @@ export function flush(ctx: WorkerContext, src: number, dst: number): number {
     m = spliceTo(t, dst, ctx.pipes.rfd[t.pipe[src]], left);
     if (m > 0) {
       t.pipeLen[src] = left - m;
-      t.ctr[ctr] += m;
+      moved(ctx, src, dst, up, m);
       if (m === left) {
         ctx.pipes.release(t.pipe[src], false);
         t.pipe[src] = -1;
@@ -242,7 +242,7 @@ export function flush(ctx: WorkerContext, src: number, dst: number): number {
     m = tx(t, dst, ctx.bufs.address(t.buf[src]) + off, left);
     if (m > 0) {
       t.bufOff[src] = off + m;
-      t.ctr[ctr] += m;
+      moved(ctx, src, dst, up, m);
       if (m === left) {
         dropOutbox(ctx, src);
         return 1;
@@ -255,6 +255,25 @@ export function flush(ctx: WorkerContext, src: number, dst: number): number {
     return 0;
   }
   return m;
+}
+
+/** Counts m bytes moved from src to dst: in the worker's totals, the frontend's, the server's and the client's. */
+function moved(ctx: WorkerContext, src: number, dst: number, up: boolean, m: number): void {
+  const t = ctx.t;
+  const c = t.ctr;
+  if (up) {
+    c[CTR.BYTES_IN] += m;
+    c[feBase(t.fe[src]) + FE.BYTES_IN] += m;
+    c[svBase(t.srv[dst]) + SV.BYTES_IN] += m;
+    t.up[src] += m;
+    t.seen[src] = ctx.hrNow;
+  } else {
+    c[CTR.BYTES_OUT] += m;
+    c[feBase(t.fe[src]) + FE.BYTES_OUT] += m;
+    c[svBase(t.srv[src]) + SV.BYTES_OUT] += m;
+    t.down[dst] += m;
+    t.seen[dst] = ctx.hrNow;
+  }
 }
 
 /**

@@ -13,7 +13,8 @@
 // remember it: FL.READABLE stays set and the slot goes on the ready queue (invariant 4).
 
 import type { MessagePort } from 'node:worker_threads';
-import { CTR, TERM_BASE } from '../core/counters.js';
+import { CTR, FE, TERM_BASE, feBase, statusClass } from '../core/counters.js';
+import { AccessLog } from '../core/accesslog.js';
 import { LEVEL, Logger } from '../core/log.js';
 import { BufferPool, PipePool } from '../core/pools.js';
 import { ConnTable } from '../core/table.js';
@@ -46,6 +47,8 @@ export type WorkerConfig = {
   backends: (BackendConfig | null)[];
   /** The server states every worker and the main thread share (route/routes.ts): Int32 x MAX_SERVERS. */
   serverState: SharedArrayBuffer;
+  /** The access log's ring (core/accesslog.ts), read by the main thread. */
+  ring: SharedArrayBuffer;
   /** The reload these tables are from (CTL.ROUTES): a worker restarted after a reload starts with its tables. */
   routesGeneration: number;
   bufferSize: number;
@@ -71,6 +74,7 @@ export class WorkerLoop implements H1Context {
   readonly bufs: BufferPool;
   readonly pipes: PipePool;
   readonly log: Logger;
+  readonly alog: AccessLog;
   readonly epfd: number;
   readonly timers: TimerWheel;
   readonly frontends: Frontend[] = [];
@@ -82,6 +86,7 @@ export class WorkerLoop implements H1Context {
   pp: ProxyState;
   h1: H1State;
   now = Date.now();
+  hrNow = performance.timeOrigin + performance.now();
   draining = false;
   private stopping = false;
   private readonly ev = new EventBuffer(MAX_EVENTS);
@@ -106,6 +111,8 @@ export class WorkerLoop implements H1Context {
     Atomics.store(this.t.ctl, CTL.ROUTES, cfg.routesGeneration);
     this.serverState = new Int32Array(cfg.serverState);
     this.attempts = new Uint8Array(C);
+    this.alog = new AccessLog(cfg.ring);
+    this.alog.configure(cfg.frontends, C);
     applyRoutes(this, cfg.frontends, cfg.backends);
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     // Two per slot are allowed from the start, whatever the frontends (the pool's index arrays cost about 20
@@ -143,6 +150,7 @@ export class WorkerLoop implements H1Context {
       const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, this.waitMs(Date.now()));
       if (n < 0) throw new Error(`epoll_wait: ${errnoName(n)}`);
       this.now = Date.now();
+      this.hrNow = performance.timeOrigin + performance.now();
       for (let i = 0; i < n; i++) {
         const s = ev.slot(i);
         // Invariant 2: an event whose generation differs from the slot's is for an fd since closed.
@@ -325,14 +333,19 @@ export class WorkerLoop implements H1Context {
     const t = this.t;
     const http = f.mode === MODE.HTTP;
     if (http ? !roomForClient(t, this.h1) : t.free < 2) {
-      this.refuseFull(fd, http);
+      this.refuseFull(fd, f);
       return;
     }
     setNoDelay(fd);
     const c = t.acquire(KIND.CLIENT, ST.PP_WAIT, fd);
     t.fe[c] = f.index;
     t.xprt[c] = XPRT.PLAIN;
+    t.born[c] = t.since[c] = t.seen[c] = this.hrNow;
     t.ctr[CTR.ACTIVE]++;
+    const fb = feBase(f.index);
+    t.ctr[fb + FE.ACCEPTED]++;
+    t.ctr[fb + FE.ACTIVE]++;
+    if (this.alog.on[f.index]) this.alog.accepted(t, c, fd);
     const r = epollAdd(this.epfd, fd, CONN_EVENTS, c, t.gen[c]);
     if (r < 0) {
       endInternal(this, c, 'epoll_ctl ADD client', r);
@@ -347,10 +360,16 @@ export class WorkerLoop implements H1Context {
   }
 
   /** A connection accepted while the table is full: counted, logged, closed (HTTP: with a 503 first). */
-  private refuseFull(fd: number, http: boolean): void {
+  private refuseFull(fd: number, f: Frontend): void {
     const t = this.t;
+    const http = f.mode === MODE.HTTP;
+    const fb = feBase(f.index);
     t.ctr[CTR.REFUSED_FULL]++;
     t.ctr[TERM_BASE + TERM.TABLE_FULL]++;
+    t.ctr[fb + FE.ACCEPTED]++;
+    t.ctr[fb + FE.REFUSED]++;
+    t.ctr[fb + FE.TERM + TERM.TABLE_FULL]++;
+    if (http) t.ctr[fb + FE.STATUS + statusClass(503)]++;
     if (http) {
       t.ctr[CTR.GENERATED]++;
       sendUnslotted(fd, generated(503));
@@ -388,6 +407,17 @@ export class WorkerLoop implements H1Context {
       case 'server-down':
         this.servers[m.id]?.drainIdle(this.t, this.closeIdle);
         return;
+      case 'weight': {
+        const s = this.servers[m.id];
+        if (s) s.weight = m.weight;
+        return;
+      }
+      case 'close':
+        if (this.t.gen[m.slot] === m.gen && this.t.kind[m.slot] === KIND.CLIENT) endPair(this, m.slot, TERM.KILLED, false);
+        return;
+      case 'log-level':
+        this.log.level = m.level;
+        return;
     }
   };
 
@@ -401,6 +431,7 @@ export class WorkerLoop implements H1Context {
    */
   private reroute(frontends: (FrontendConfig | null)[], backends: (BackendConfig | null)[], listenFds: number[]): void {
     const changes = applyRoutes(this, frontends, backends);
+    this.alog.configure(frontends, this.t.capacity);
     this.sizeState(frontends, backends);
     for (const i of changes.removed) {
       const s = this.listenerSlots[i] ?? -1;

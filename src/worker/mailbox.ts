@@ -26,7 +26,13 @@ export type ControlMessage =
       listenFds: number[];
     }
   /** Server `id` went down: close the idle connections to it (new ones already avoid it). */
-  | { type: 'server-down'; id: number };
+  | { type: 'server-down'; id: number }
+  /** The admin endpoint set server `id`'s weight (until the next reload). */
+  | { type: 'weight'; id: number; weight: number }
+  /** The admin endpoint closes client slot `slot` if it still holds the connection of generation `gen`. */
+  | { type: 'close'; slot: number; gen: number }
+  /** The admin endpoint changed the log level. */
+  | { type: 'log-level'; level: number };
 
 /** Hands every message waiting on `port` to `handle`, in the order they were posted. */
 export function readMailbox(port: MessagePort, handle: (m: ControlMessage) => void): void {

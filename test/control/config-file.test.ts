@@ -93,6 +93,8 @@ const FRONTEND_DEFAULTS = {
   maxHeaderSize: 16384,
   maxBodySize: 0,
   forwardedHeaders: true,
+  accessLog: null,
+  accessLogFormat: 'json',
 };
 const EXAMPLE_PLAN = {
   frontends: [
@@ -145,6 +147,8 @@ const EXAMPLE_PLAN = {
   logLevel: 'info',
   maxConnections: null,
   join: false,
+  admin: null,
+  adminToken: null,
 };
 
 t.test("the issue's example (JSON) becomes the expected plan: indices, weights, backup, health defaults, times in ms", async (t) => {
@@ -207,7 +211,7 @@ backends:
   );
   t.strictSame(
     { ...plan, frontends: [], backends: [] },
-    { frontends: [], backends: [], workers: 3, processes: 2, drainTimeoutMs: 0, logLevel: 'debug', maxConnections: 1000, join: false },
+    { frontends: [], backends: [], workers: 3, processes: 2, drainTimeoutMs: 0, logLevel: 'debug', maxConnections: 1000, join: false, admin: null, adminToken: null },
     'process-wide settings',
   );
   const [a, b] = plan.frontends;
@@ -228,6 +232,8 @@ backends:
       maxHeaderSize: 8192,
       maxBodySize: 1024 * 1024,
       forwardedHeaders: false,
+      accessLog: null,
+      accessLogFormat: 'json',
     },
     'frontend a takes every top-level default',
   );
@@ -248,6 +254,8 @@ backends:
       maxHeaderSize: 2048,
       maxBodySize: 0,
       forwardedHeaders: true,
+      accessLog: null,
+      accessLogFormat: 'json',
     },
     'frontend b overrides every one',
   );
@@ -497,7 +505,7 @@ headerTimeoutMs: 1000
   t.strictSame(await problems(t, text), [
     'ffi-proxy.yaml:4: frontends[0].backends: unknown key (did you mean "backend"?)',
     'ffi-proxy.yaml:5: frontends[0].balance: unknown key here: "balance" belongs at the top level or in a backend',
-    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers',
+    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format',
     'ffi-proxy.yaml:10: backends[0].listen: unknown key here: "listen" belongs in a frontend',
     'ffi-proxy.yaml:11: backends[0].health.intervall: unknown key (did you mean "interval"?)',
     'ffi-proxy.yaml:12: servers: unknown key here: "servers" belongs in a backend',
@@ -570,7 +578,7 @@ t.test('a YAML syntax error names its line, and nothing else is reported', async
   // An alias to nothing is one problem: its null is not also a missing "frontends", nor a bad workers.
   t.strictSame(await problems(t, 'x: &a [*a]\nfrontends: *nope\nworkers: *nope\n'), [
     'ffi-proxy.yaml:1: (top): "backends" is required',
-    'ffi-proxy.yaml:1: x: unknown key; the top level takes frontends, backends, workers, processes, drain-timeout, log-level, max-connections, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, balance, send-proxy, retries',
+    'ffi-proxy.yaml:1: x: unknown key; the top level takes frontends, backends, workers, processes, drain-timeout, log-level, max-connections, admin, admin-token, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format, balance, send-proxy, retries',
     'ffi-proxy.yaml:1: x[0]: *a refers to a map or list that contains it',
     'ffi-proxy.yaml:2: frontends: *nope refers to no anchor (&nope)',
     'ffi-proxy.yaml:3: workers: *nope refers to no anchor (&nope)',

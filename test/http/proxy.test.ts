@@ -886,7 +886,8 @@ t.test('a backend error on one request does not send the next one twice', async 
   c.send(get('/bad'));
   const rs = await c.responses(2);
   t.equal(rs[1].status, 502);
-  if (!c.ended()) {
+  // A generated 502 says Connection: close and the proxy closes after it; its FIN may not be here yet.
+  if (!c.ended() && rs[1].shouldKeepAlive) {
     c.send(get('/ok2'));
     const rs2 = await c.responses(3);
     t.equal(rs2[2].body.toString(), '/ok2');
