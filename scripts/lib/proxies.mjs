@@ -128,6 +128,47 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
           cpu,
         ),
     },
+    // The access log's cost (docs/benchmarks.md): ffi-proxy writing HAProxy-format lines to a file, beside
+    // HAProxy with `option httplog` logging to stdout redirected to a file (it has no file target of its own).
+    {
+      id: 'ffi-http-log',
+      label: 'ffi-proxy http, 1 worker, access log to a file',
+      ffi: true,
+      banner: true,
+      start: (port, backendPort, cpu, dir) =>
+        startPinned(
+          `ffi-proxy (http, access log)${from}`,
+          cpu,
+          process.execPath,
+          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', 'haproxy'],
+          { ready: /listening on/ },
+        ),
+    },
+    {
+      id: 'haproxy-http-log',
+      label: 'haproxy (http, 1 thread), httplog to a file',
+      start: (port, backendPort, cpu, dir) => {
+        const cfg = join(dir, `haproxy-http-log-${port}.cfg`);
+        writeFileSync(
+          cfg,
+          haproxyConfig({
+            generatedBy: `${generatedBy} --mode http`,
+            global: ['nbthread 1', 'maxconn 4096', 'log stdout format raw local0 info'],
+            mode: 'http',
+            timeouts: { connect: '5s', client: '30s', server: '30s', 'http-request': '10s', 'http-keep-alive': '30s' },
+            frontend: [
+              'log global',
+              'option httplog',
+              ...(FORWARDED ? ['option forwardfor', 'http-request set-header X-Forwarded-Proto http', 'http-request set-header X-Forwarded-Host %[req.hdr(host)]'] : []),
+            ],
+            port,
+            backendPorts: [backendPort].flat(),
+          }),
+        );
+        const log = join(dir, `haproxy-access-${port}.log`);
+        return startPinned('haproxy (httplog)', cpu, 'sh', ['-c', `exec haproxy -db -f '${cfg}' >> '${log}'`]);
+      },
+    },
     {
       id: 'nginx-proxy',
       label: 'nginx proxy_pass, 1 worker',
