@@ -121,7 +121,7 @@ const argv = await yargs(rawArgs)
   })
   .option('access-log-format', {
     choices: ['json', 'haproxy', 'combined'] as const,
-    describe: 'the access log lines: json objects, HAProxy httplog/tcplog, or nginx combined [default: json]',
+    describe: 'the access log lines: HAProxy httplog/tcplog, json objects, or nginx combined [default: haproxy]',
   })
   .option('admin', {
     type: 'string',

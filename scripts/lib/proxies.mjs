@@ -132,7 +132,7 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
     // HAProxy with `option httplog` logging to stdout redirected to a file (it has no file target of its own).
     {
       id: 'ffi-http-log',
-      label: 'ffi-proxy http, 1 worker, access log to a file',
+      label: 'ffi-proxy http, 1 worker, HAProxy-format access log to a file',
       ffi: true,
       banner: true,
       start: (port, backendPort, cpu, dir) =>
@@ -141,6 +141,20 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
           cpu,
           process.execPath,
           [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', 'haproxy'],
+          { ready: /listening on/ },
+        ),
+    },
+    {
+      id: 'ffi-http-log-json',
+      label: 'ffi-proxy http, 1 worker, JSON access log to a file',
+      ffi: true,
+      banner: true,
+      start: (port, backendPort, cpu, dir) =>
+        startPinned(
+          `ffi-proxy (http, access log)${from}`,
+          cpu,
+          process.execPath,
+          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', 'json'],
           { ready: /listening on/ },
         ),
     },

@@ -1,6 +1,6 @@
 // The access log's main-thread side: every DRAIN_MS it takes the records the workers wrote into their rings
-// (core/accesslog.ts), formats each in its frontend's format and appends the lines to its frontend's file
-// (or stdout). Formatting and writing happen here, never on a worker. A file that cannot keep up is not
+// (core/accesslog.ts), formats each in its frontend's format (accesslog-format.ts, bytes straight from the
+// records) and appends the lines to its frontend's file (or stdout). Formatting and writing happen here, never on a worker. A file that cannot keep up is not
 // waited for: while its stream holds more than MAX_PENDING bytes the rings are left to fill, and the
 // workers drop and count what does not fit. Drops are reported (a warning a second at most, and the
 // ffi_proxy_access_log_dropped_total metric).
@@ -9,37 +9,43 @@
 //   haproxy   HAProxy's httplog and tcplog lines, with the proxy's own timers and termination state
 //   combined  nginx's combined format (TCP connections as "TCP frontend backend/server")
 
-import { type WriteStream, createWriteStream } from 'node:fs';
-import { MODE_HTTP, NO_SERVER, REC, RECORD_BYTES, RING, RING_RECORDS, LOG_LINE_BYTES } from '../core/accesslog.js';
+import { type WriteStream, closeSync, constants, createWriteStream, openSync } from 'node:fs';
+import { CODES, ProxyError } from '../sys/index.js';
+import { RING, RING_RECORDS } from '../core/accesslog.js';
 import type { Logger } from '../core/log.js';
-import { TERM_INFO } from '../core/term.js';
-import { ST } from '../core/types.js';
-import type { AccessLogFormat, BackendConfig, FrontendConfig } from '../route/index.js';
+import type { BackendConfig, FrontendConfig } from '../route/index.js';
+import { Formatter, Out, RingView, namesOf } from './accesslog-format.js';
 
-const DRAIN_MS = 100;
+// Every 50 ms: a drain's burst of formatting stays short (a few hundred microseconds under load).
+const DRAIN_MS = 50;
 const MAX_PENDING = 1024 * 1024;
+// A file that failed (a full disk, a removed directory) is tried again this often.
+const RETRY_MS = 10_000;
 
-/** One record, decoded. Times are clock ms (core/table.ts); timers are ms, -1 where the phase never came. */
-export type AccessRecord = {
-  start: number;
-  end: number;
-  tq: number;
-  tc: number;
-  tr: number;
-  bytesIn: number;
-  bytesOut: number;
-  fe: number;
-  srv: number;
-  status: number;
-  port: number;
-  term: number;
-  http: boolean;
-  retries: number;
-  state: number;
-  client: string;
-  line: string;
-  truncated: boolean;
-};
+function countLines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Checks that each access log of `frontends` can be opened for appending (made if missing), so that a
+ * wrong path is an error at start or reload rather than lines lost later. A FIFO without a reader yet is
+ * fine. Throws ProxyError naming the file.
+ */
+export function checkAccessLogs(frontends: readonly ({ accessLog: string | null } | null)[]): void {
+  for (const f of frontends) {
+    const path = f?.accessLog;
+    if (!path || path === '-') continue;
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o644));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENXIO') continue; // a FIFO nobody reads yet
+      throw new ProxyError(CODES.BAD_OPTION, `access log ${path}: cannot open it for appending (${code ?? (e as Error).message})`);
+    }
+  }
+}
 
 export type AccessLogSources = {
   rings: () => SharedArrayBuffer[];
@@ -49,11 +55,17 @@ export type AccessLogSources = {
 
 export class AccessLogWriter {
   private readonly streams = new Map<string, WriteStream | NodeJS.WriteStream>();
+  private readonly outs = new Map<string, Out>();
+  private readonly views = new WeakMap<SharedArrayBuffer, RingView>();
+  private readonly formatter = new Formatter();
   private timer: NodeJS.Timeout | null = null;
   /** Records written to files, and dropped (by the workers, ring full), over the process's life. */
   written = 0;
   private droppedSeen: number[] = [];
   dropped = 0;
+  /** Lines formatted for a file that could not be written (counted with the drops). */
+  private lost = 0;
+  private readonly failed = new Map<string, number>();
   private lastWarn = 0;
 
   constructor(
@@ -80,6 +92,7 @@ export class AccessLogWriter {
 
   /** Closes the files, to be opened again on the next line (after a log rotation moved them: SIGUSR1). */
   reopen(): void {
+    this.failed.clear();
     for (const [path, s] of this.streams) if (s !== process.stdout) (s as WriteStream).end();
     this.streams.clear();
   }
@@ -88,33 +101,41 @@ export class AccessLogWriter {
   report(): { written: number; dropped: number; files: string[] } {
     const files = new Set<string>();
     for (const f of this.src.frontends()) if (f?.accessLog) files.add(f.accessLog);
-    return { written: this.written, dropped: this.dropped, files: [...files] };
+    return { written: this.written - this.lost, dropped: this.dropped + this.lost, files: [...files] };
   }
 
   /** Formats and writes every record waiting in every ring. Public for tests. */
   drain(): void {
     const frontends = this.src.frontends();
-    if (!frontends.some((f) => f?.accessLog)) return this.countDrops();
-    if (this.blocked()) return this.countDrops();
-    const names = serverNames(this.src.backends());
-    const out = new Map<string, string[]>();
-    this.src.rings().forEach((ring) => {
+    if (!frontends.some((f) => f?.accessLog) || this.blocked()) return this.countDrops();
+    const names = namesOf(frontends, this.src.backends());
+    const used = new Set<Out>();
+    for (const ring of this.src.rings()) {
       const hdr = new Int32Array(ring, 0, RING.WORDS);
       const w = Atomics.load(hdr, RING.WRITE);
       let r = Atomics.load(hdr, RING.READ);
+      if (r === w) continue;
+      let view = this.views.get(ring);
+      if (view === undefined) this.views.set(ring, (view = new RingView(ring)));
       for (; r !== w; r = (r + 1) | 0) {
-        const rec = decode(ring, r & (RING_RECORDS - 1));
-        const f = frontends[rec.fe];
+        view.seek(r & (RING_RECORDS - 1));
+        const f = frontends[view.fe];
         if (!f?.accessLog) continue;
-        const line = format(f.accessLogFormat, rec, f, names, this.src.backends());
-        const lines = out.get(f.accessLog) ?? [];
-        lines.push(line);
-        out.set(f.accessLog, lines);
+        let out = this.outs.get(f.accessLog);
+        if (out === undefined) this.outs.set(f.accessLog, (out = new Out()));
+        this.formatter.line(out, f.accessLogFormat, view, names);
+        used.add(out);
         this.written++;
       }
       Atomics.store(hdr, RING.READ, w);
-    });
-    for (const [path, lines] of out) this.stream(path).write(lines.join('\n') + '\n');
+    }
+    for (const [path, out] of this.outs) {
+      if (!used.has(out)) continue;
+      const bytes = out.take();
+      const s = this.stream(path);
+      if (s !== null) s.write(bytes);
+      else this.lost += countLines(bytes);
+    }
     this.countDrops();
   }
 
@@ -123,20 +144,23 @@ export class AccessLogWriter {
     return false;
   }
 
-  private stream(path: string): WriteStream | NodeJS.WriteStream {
+  /** The stream of `path`, opened at its first line; null while it is failed (its lines are dropped). */
+  private stream(path: string): WriteStream | NodeJS.WriteStream | null {
     let s = this.streams.get(path);
-    if (s === undefined) {
-      if (path === '-') s = process.stdout;
-      else {
-        const file = createWriteStream(path, { flags: 'a' });
-        file.on('error', (e) => {
-          this.log.error(`access log ${path}: ${e.message}; its lines are dropped until it can be written (SIGUSR1 reopens it)`);
-          this.streams.delete(path);
-        });
-        s = file;
-      }
-      this.streams.set(path, s);
+    if (s !== undefined) return s;
+    const failedAt = this.failed.get(path);
+    if (failedAt !== undefined && Date.now() - failedAt < RETRY_MS) return null;
+    if (path === '-') s = process.stdout;
+    else {
+      const file = createWriteStream(path, { flags: 'a' });
+      file.on('error', (e) => {
+        this.log.error(`access log ${path}: ${e.message}; its lines are dropped, and it is tried again every ${RETRY_MS / 1000} s (SIGUSR1: at once)`);
+        this.failed.set(path, Date.now());
+        if (this.streams.get(path) === file) this.streams.delete(path);
+      });
+      s = file;
     }
+    this.streams.set(path, s);
     return s;
   }
 
@@ -155,176 +179,4 @@ export class AccessLogWriter {
       this.log.warn(`access log: ${this.dropped} record(s) dropped so far: the workers' rings were full (the log's files could not keep up)`);
     }
   }
-}
-
-function decode(ring: SharedArrayBuffer, slot: number): AccessRecord {
-  const at = RING.WORDS * 4 + slot * RECORD_BYTES;
-  const v = new DataView(ring, at, RECORD_BYTES);
-  const u8 = new Uint8Array(ring, at, RECORD_BYTES);
-  const lineLen = v.getUint16(REC.LINE_LEN, true);
-  const n = Math.min(lineLen, LOG_LINE_BYTES);
-  const version = u8[REC.IP_VERSION];
-  return {
-    start: v.getFloat64(REC.START, true),
-    end: v.getFloat64(REC.END, true),
-    tq: v.getFloat64(REC.TQ, true),
-    tc: v.getFloat64(REC.TC, true),
-    tr: v.getFloat64(REC.TR, true),
-    bytesIn: v.getFloat64(REC.BYTES_IN, true),
-    bytesOut: v.getFloat64(REC.BYTES_OUT, true),
-    fe: v.getUint16(REC.FE, true),
-    srv: v.getUint16(REC.SRV, true),
-    status: v.getUint16(REC.STATUS, true),
-    port: v.getUint16(REC.PORT, true),
-    term: u8[REC.TERM],
-    http: u8[REC.MODE] === MODE_HTTP,
-    retries: u8[REC.RETRIES],
-    state: u8[REC.STATE],
-    client: version === 4 ? [...u8.subarray(REC.IP, REC.IP + 4)].join('.') : version === 6 ? ipv6(u8.subarray(REC.IP, REC.IP + 16)) : '-',
-    line: Buffer.from(u8.subarray(REC.LINE, REC.LINE + n)).toString('latin1'),
-    truncated: lineLen > LOG_LINE_BYTES,
-  };
-}
-
-function ipv6(b: Uint8Array): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
-  // The longest run of zero groups becomes '::' (RFC 5952).
-  let best = -1;
-  let len = 0;
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > len && j - i > 1) [best, len] = [i, j - i];
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + len).join(':')}`;
-}
-
-type Names = Map<number, { backend: string; server: string }>;
-
-function serverNames(backends: readonly (BackendConfig | null)[]): Names {
-  const m: Names = new Map();
-  for (const be of backends) for (const s of be?.servers ?? []) m.set(s.id, { backend: be!.name, server: s.name });
-  return m;
-}
-
-/**
- * HAProxy's termination state: who ended it (TERM_INFO's `who`; `-` for a normal end), then the phase the
- * client was in: R waiting for the request, C connecting, H waiting for the response head, D data, L the
- * proxy's own answer going out, `-` after a complete exchange.
- */
-export function terminationState(rec: AccessRecord): string {
-  const who = TERM_INFO[rec.term]?.who ?? '-';
-  if (who === '-') return '--';
-  let phase = 'D';
-  switch (rec.state) {
-    case ST.H_HEAD:
-    case ST.PP_WAIT:
-      phase = 'R';
-      break;
-    case ST.WAITING:
-      phase = 'C';
-      break;
-    case ST.H_BODY:
-    case ST.H_WAIT:
-      phase = rec.tc < 0 ? 'C' : rec.tr < 0 ? 'H' : 'D';
-      break;
-    case ST.H_LINGER:
-      phase = 'L';
-      break;
-  }
-  return who + phase;
-}
-
-const round = (ms: number) => (ms < 0 ? -1 : Math.round(ms * 1000) / 1000);
-
-function where(rec: AccessRecord, f: FrontendConfig, names: Names, backends: readonly (BackendConfig | null)[]): { backend: string; server: string | null } {
-  const n = rec.srv === NO_SERVER ? undefined : names.get(rec.srv);
-  if (n) return n;
-  return { backend: backends[f.backend]?.name ?? '-', server: null };
-}
-
-export function format(
-  kind: AccessLogFormat,
-  rec: AccessRecord,
-  f: FrontendConfig,
-  names: Names,
-  backends: readonly (BackendConfig | null)[],
-): string {
-  const w = where(rec, f, names, backends);
-  if (kind === 'json') return json(rec, f, w);
-  if (kind === 'haproxy') return haproxy(rec, f, w);
-  return combined(rec, w);
-}
-
-function json(rec: AccessRecord, f: FrontendConfig, w: { backend: string; server: string | null }): string {
-  const [method, path, version] = rec.line.split(' ');
-  const base = {
-    time: new Date(rec.start).toISOString(),
-    mode: rec.http ? 'http' : 'tcp',
-    client: rec.client,
-    client_port: rec.port,
-    frontend: f.name,
-    backend: w.backend,
-    server: w.server,
-  };
-  const end = { retries: rec.retries, termination: TERM_INFO[rec.term]?.name ?? String(rec.term), termination_state: terminationState(rec) };
-  if (!rec.http) {
-    return JSON.stringify({ ...base, bytes_in: rec.bytesIn, bytes_out: rec.bytesOut, tc_ms: round(rec.tc), tt_ms: round(rec.end - rec.start), ...end });
-  }
-  return JSON.stringify({
-    ...base,
-    method: method || null,
-    path: path ?? null,
-    version: version ?? null,
-    line_truncated: rec.truncated,
-    status: rec.status || null,
-    bytes_in: rec.bytesIn,
-    bytes_out: rec.bytesOut,
-    tq_ms: round(rec.tq),
-    tc_ms: round(rec.tc),
-    tr_ms: round(rec.tr),
-    ta_ms: round(rec.end - rec.start),
-    ...end,
-  });
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const two = (n: number) => String(n).padStart(2, '0');
-
-/** 04/Dec/2026:18:50:08.978 (HAProxy, UTC), or 04/Dec/2026:18:50:08 +0000 (nginx). */
-function date(ms: number, millis: boolean): string {
-  const d = new Date(ms);
-  const day = `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}`;
-  return millis ? `${day}.${String(d.getUTCMilliseconds()).padStart(3, '0')}` : `${day} +0000`;
-}
-
-/** A request line fit for a quoted field: non-printable bytes and quotes escaped, a cut line marked. */
-function quoted(rec: AccessRecord): string {
-  if (rec.line === '') return '"<BADREQ>"';
-  const text = rec.line.replace(/[^\x20-\x7e]|["\\]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return `"${text}${rec.truncated ? '...' : ''}"`;
-}
-
-function haproxy(rec: AccessRecord, f: FrontendConfig, w: { backend: string; server: string | null }): string {
-  const ms = (x: number) => (x < 0 ? -1 : Math.round(x));
-  const head = `${rec.client}:${rec.port} [${date(rec.start, true)}] ${f.name} ${w.backend}/${w.server ?? '<NOSRV>'}`;
-  if (!rec.http) {
-    return `${head} 0/${ms(rec.tc)}/${ms(rec.end - rec.start)} ${rec.bytesOut} ${terminationState(rec)} -/-/-/-/${rec.retries} 0/0`;
-  }
-  const timers = `${ms(rec.tq)}/0/${ms(rec.tc)}/${ms(rec.tr)}/${ms(rec.end - rec.start)}`;
-  return `${head} ${timers} ${rec.status || -1} ${rec.bytesOut} - - ${terminationState(rec)}-- -/-/-/-/${rec.retries} 0/0 ${quoted(rec)}`;
-}
-
-/** nginx's stream $status for a TCP connection: 200, or what its end says went wrong. */
-function tcpStatus(rec: AccessRecord): number {
-  const who = TERM_INFO[rec.term]?.who ?? '-';
-  return who === 'S' || who === 's' ? 502 : who === 'R' ? 503 : who === 'I' ? 500 : who === 'P' ? 400 : 200;
-}
-
-function combined(rec: AccessRecord, w: { backend: string; server: string | null }): string {
-  const request = rec.http ? quoted(rec) : `"TCP ${w.backend}/${w.server ?? '-'}"`;
-  const status = rec.http ? rec.status || '-' : tcpStatus(rec);
-  return `${rec.client} - - [${date(rec.start, false)}] ${request} ${status} ${rec.bytesOut} "-" "-"`;
 }

@@ -33,7 +33,9 @@ export const DEFAULTS = {
   // Backends: HAProxy's and nginx's default balance; HAProxy's `retries 3`; its `check inter 2s rise 2
   // fall 3`, with a check's timeout its interval (HAProxy's default when `timeout check` is not set).
   balance: 'round-robin' as Balance,
-  accessLogFormat: 'json' as AccessLogFormat,
+  // HAProxy's httplog/tcplog lines: the timers and the termination state in a line a person reads, and
+  // cheaper to write than JSON's (docs/benchmarks.md).
+  accessLogFormat: 'haproxy' as AccessLogFormat,
   retries: 3,
   healthIntervalMs: 2000,
   healthRise: 2,
@@ -106,7 +108,7 @@ export type StartOptions = {
   adminToken?: string;
   /** Log each HTTP request and TCP connection to this file, or '-' for stdout (docs/observability.md). */
   accessLog?: string;
-  /** json (default), haproxy or combined. */
+  /** haproxy (default), json or combined. */
   accessLogFormat?: AccessLogFormat;
   /** The admin endpoint when neither `admin` nor the config names one: `off` (the default) or the CLI's `auto`. */
   adminFallback?: string;

@@ -14,6 +14,7 @@ import { CODES, ProxyError, type Address } from '../sys/index.js';
 import { loadConfigFile, planFromDocument } from './config-file.js';
 import { adminProblem, resolveOptions, type StartOptions } from './config.js';
 import { type ConfigDocument, documentFromPlan } from './document.js';
+import { checkAccessLogs } from './accesslog.js';
 import { HealthChecker } from './health.js';
 import { type Sources, serverStateName } from './metrics.js';
 import type { ProxyPlan } from './plan.js';
@@ -193,6 +194,7 @@ export class Running {
 
   private async apply(plan: ProxyPlan): Promise<void> {
     if (plan.frontends.some((f: FrontendConfig) => f.mode === 'http')) parserLayout();
+    checkAccessLogs(plan.frontends);
     for (const [key, now, then] of [
       ['workers', this.plan.workers, plan.workers],
       ['processes', this.plan.processes, plan.processes],
@@ -229,7 +231,11 @@ export class Running {
  * go beside it applied over it; else from the flag options, a config of one frontend and one backend.
  */
 export async function planFromOptions(options: StartOptions): Promise<{ plan: ProxyPlan; demo: boolean }> {
-  if (options.config === undefined) return resolveOptions({ logLevel: 'warn', ...options });
+  if (options.config === undefined) {
+    const resolved = await resolveOptions({ logLevel: 'warn', ...options });
+    checkAccessLogs(resolved.plan.frontends);
+    return resolved;
+  }
   const beside = new Set(['config', 'workers', 'drainTimeoutMs', 'logLevel', 'maxConnections', 'join', 'admin', 'adminToken', 'adminFallback']);
   const extra = Object.keys(options).filter((k) => !beside.has(k) && (options as Record<string, unknown>)[k] !== undefined);
   if (extra.length > 0) {
@@ -242,6 +248,7 @@ export async function planFromOptions(options: StartOptions): Promise<{ plan: Pr
   if (options.maxConnections !== undefined) plan.maxConnections = o.plan.maxConnections;
   if (options.logLevel !== undefined) plan.logLevel = options.logLevel;
   plan.join = options.join === true;
+  checkAccessLogs(plan.frontends);
   for (const a of [options.admin, options.adminFallback]) {
     const problem = a === undefined ? null : adminProblem(a);
     if (problem !== null) throw new ProxyError(CODES.BAD_OPTION, problem);

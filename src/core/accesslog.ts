@@ -172,7 +172,7 @@ export class AccessLog {
       return;
     }
     const at = RING.WORDS * 4 + (w & (RING_RECORDS - 1)) * RECORD_BYTES;
-    const f = at / 8;
+    const f = at >> 3;
     const f64 = this.f64;
     f64[f] = t.since[c];
     f64[f + 1] = now;
@@ -181,7 +181,7 @@ export class AccessLog {
     f64[f + 4] = this.tr[c];
     f64[f + 5] = t.up[c] - this.in0[c];
     f64[f + 6] = t.down[c] - this.out0[c];
-    const h = at / 2;
+    const h = at >> 1;
     const fe = t.fe[c];
     const http = this.http[fe] === 1;
     this.u16[h + REC.FE / 2] = fe;
@@ -196,7 +196,8 @@ export class AccessLog {
     u8[at + REC.RETRIES] = this.retries[c];
     u8[at + REC.STATE] = t.state[c];
     u8[at + REC.IP_VERSION] = this.version[c];
-    for (let i = 0; i < 16; i++) u8[at + REC.IP + i] = this.ip[c * 16 + i];
+    const ipBytes = this.version[c] === 4 ? 4 : 16;
+    for (let i = 0; i < ipBytes; i++) u8[at + REC.IP + i] = this.ip[c * 16 + i];
     const line = this.line;
     const from = c * LOG_LINE_BYTES;
     const m = n < LOG_LINE_BYTES ? n : LOG_LINE_BYTES;

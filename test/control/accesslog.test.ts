@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';
+import { start } from '../../dist/index.js';
 import { connect, deadPort, echoServer, readBytes, readResponse, serve, startCli, waitFor } from '../helpers/net.js';
 import { Client, httpNamed, portOf, proxyOf } from '../helpers/servers.js';
 import { admin, metric, samples } from '../helpers/admin.js';
@@ -39,8 +40,8 @@ t.test('json: a line per request with the fields, and a line per TCP connection'
   const proxy = await proxyOf(t, {
     admin: '127.0.0.1:0',
     frontends: [
-      { name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': httpLog },
-      { name: 'raw', listen: '127.0.0.1:0', mode: 'tcp', backend: 'echo', 'access-log': tcpLog },
+      { name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': httpLog, 'access-log-format': 'json' },
+      { name: 'raw', listen: '127.0.0.1:0', mode: 'tcp', backend: 'echo', 'access-log': tcpLog, 'access-log-format': 'json' },
       { name: 'quiet', listen: '127.0.0.1:0', mode: 'http', backend: 'app' },
     ],
     backends: [
@@ -150,7 +151,7 @@ t.test('a request line longer than the record keeps is cut and says so; control 
   const hlog = join(dir, 'long-h.log');
   const proxy = await proxyOf(t, {
     frontends: [
-      { name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': log },
+      { name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': log, 'access-log-format': 'json' },
       { name: 'h', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': hlog, 'access-log-format': 'haproxy' },
     ],
     backends: [{ name: 'app', servers: [app.addr] }],
@@ -178,7 +179,7 @@ t.test('a flood overflows the ring: the proxy keeps serving, the drops are count
     app.closeAllConnections();
     app.close();
   });
-  const cli = await startCli(['--mode', 'http', '--workers', '1', '--admin', '127.0.0.1:0', '--backend', `127.0.0.1:${(app.address() as net.AddressInfo).port}`, '--access-log', fifo]);
+  const cli = await startCli(['--mode', 'http', '--workers', '1', '--admin', '127.0.0.1:0', '--backend', `127.0.0.1:${(app.address() as net.AddressInfo).port}`, '--access-log', fifo, '--access-log-format', 'json']);
   t.teardown(() => cli.child.kill('SIGKILL'));
   await waitFor(() => /admin: http:\/\/127\.0\.0\.1:(\d+)/.test(cli.stdout()), 'the admin line');
   const adminPort = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)/.exec(cli.stdout())![1]);
@@ -221,4 +222,23 @@ t.test('a flood overflows the ring: the proxy keeps serving, the drops are count
   t.ok(written > 0, `records written (${written})`);
   t.equal(written + dropped, CONNS * PER, 'written + dropped = requests');
   t.equal(count(), written, 'every line written came out of the FIFO');
+});
+
+t.test('an access log that cannot be opened is an error at start and at reload, naming the file', async (t) => {
+  const bad = join(dir, 'no-such-dir', 'x.log');
+  await t.rejects(
+    start({ listen: '127.0.0.1:0', workers: 1, logLevel: 'silent', accessLog: bad }),
+    { code: 'FFIP_ERR_BAD_OPTION', message: `access log ${bad}: cannot open it for appending (ENOENT)` },
+    'at start',
+  );
+  const app = await httpNamed(t, 'a');
+  const ok = join(dir, 'ok.log');
+  const config = (log: string) => ({
+    frontends: [{ name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'app', 'access-log': log }],
+    backends: [{ name: 'app', servers: [app.addr] }],
+  });
+  const proxy = await proxyOf(t, config(ok));
+  await t.rejects(proxy.reload({ ...config(bad), frontends: [{ ...config(bad).frontends[0], listen: `127.0.0.1:${portOf(proxy, 'web')}` }] }), { message: /cannot open it/ }, 'at reload');
+  t.equal((await new Client(t, portOf(proxy, 'web')).get()).status, 200, 'still serving, logging where it did');
+  t.equal((await lines(ok, 1)).length, 1);
 });

@@ -94,7 +94,7 @@ const FRONTEND_DEFAULTS = {
   maxBodySize: 0,
   forwardedHeaders: true,
   accessLog: null,
-  accessLogFormat: 'json',
+  accessLogFormat: 'haproxy',
 };
 const EXAMPLE_PLAN = {
   frontends: [
@@ -233,7 +233,7 @@ backends:
       maxBodySize: 1024 * 1024,
       forwardedHeaders: false,
       accessLog: null,
-      accessLogFormat: 'json',
+      accessLogFormat: 'haproxy',
     },
     'frontend a takes every top-level default',
   );
@@ -255,7 +255,7 @@ backends:
       maxBodySize: 0,
       forwardedHeaders: true,
       accessLog: null,
-      accessLogFormat: 'json',
+      accessLogFormat: 'haproxy',
     },
     'frontend b overrides every one',
   );
