@@ -111,7 +111,8 @@ for (const [k, v] of [['duration', durationS], ['warmup', warmupS], ['connection
 const PROXIES = proxyList(mode, { forwarded: FORWARDED });
 
 const only = argValue(argv, 'only');
-let selected = PROXIES;
+// The access-log entries are measured on request (--only, or ab.mjs): the run of record compares proxies as set up without one.
+let selected = PROXIES.filter((p) => !p.logged);
 if (only !== undefined) {
   const want = only.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = want.filter((w) => !PROXIES.some((p) => p.id === w));

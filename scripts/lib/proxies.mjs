@@ -18,7 +18,8 @@ const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
  * alone says it is ready). `ffi`: one of ours. `pool`: its start() also takes a list of backend ports for
  * backendPort (ab.mjs --servers N), balanced round-robin: ffi-proxy through a config file written into
  * `dir`, with the same settings as its flags; HAProxy with one server line each and `balance roundrobin`.
- * One port (or a list of one) runs exactly what it always has. `cli`: the cli.js the ffi entries run
+ * One port (or a list of one) runs exactly what it always has. `logged`: an entry with an access log, which
+ * bench.mjs runs only when --only names it. `cli`: the cli.js the ffi entries run
  * (ab.mjs --b-ref passes one built from another commit); the other entries are the same whatever it is.
  */
 export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI } = {}) {
@@ -91,6 +92,23 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
     },
   ];
 
+  // ffi-proxy in HTTP mode with an access log of `format` to a file in the run's directory.
+  const ffiLogged = (id, format, what) => ({
+    id,
+    label: `ffi-proxy http, 1 worker, ${what} access log to a file`,
+    ffi: true,
+    logged: true,
+    banner: true,
+    start: (port, backendPort, cpu, dir) =>
+      startPinned(
+        `ffi-proxy (http, access log)${from}`,
+        cpu,
+        process.execPath,
+        [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', format],
+        { ready: /listening on/ },
+      ),
+  });
+
   const HTTP_PROXIES = [
     {
       id: 'ffi-http',
@@ -130,37 +148,12 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
     },
     // The access log's cost (docs/benchmarks.md): ffi-proxy writing HAProxy-format lines to a file, beside
     // HAProxy with `option httplog` logging to stdout redirected to a file (it has no file target of its own).
-    {
-      id: 'ffi-http-log',
-      label: 'ffi-proxy http, 1 worker, HAProxy-format access log to a file',
-      ffi: true,
-      banner: true,
-      start: (port, backendPort, cpu, dir) =>
-        startPinned(
-          `ffi-proxy (http, access log)${from}`,
-          cpu,
-          process.execPath,
-          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', 'haproxy'],
-          { ready: /listening on/ },
-        ),
-    },
-    {
-      id: 'ffi-http-log-json',
-      label: 'ffi-proxy http, 1 worker, JSON access log to a file',
-      ffi: true,
-      banner: true,
-      start: (port, backendPort, cpu, dir) =>
-        startPinned(
-          `ffi-proxy (http, access log)${from}`,
-          cpu,
-          process.execPath,
-          [cli, 'start', ...ffiArgs(port, backendPort, dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]), '--access-log', join(dir, `ffi-access-${port}.log`), '--access-log-format', 'json'],
-          { ready: /listening on/ },
-        ),
-    },
+    ffiLogged('ffi-http-log', 'haproxy', 'HAProxy-format'),
+    ffiLogged('ffi-http-log-json', 'json', 'JSON'),
     {
       id: 'haproxy-http-log',
       label: 'haproxy (http, 1 thread), httplog to a file',
+      logged: true,
       start: (port, backendPort, cpu, dir) => {
         const cfg = join(dir, `haproxy-http-log-${port}.cfg`);
         writeFileSync(
