@@ -460,7 +460,8 @@ for (const [fmt, P, om] of [['text', T, false], ['OpenMetrics', O, true]]) {
 
 // Both formats hold the same series (OpenMetrics names counter families without _total, samples alike).
 {
-  const keys = (P) => new Set(P.samples.map((s) => s.key));
+  // A bucket bound is the same series however it is written ("1" in text, "1.0" in OpenMetrics).
+  const keys = (P) => new Set(P.samples.map((s) => s.key.replace(/\["le","([^"]+)"\]/, (_, le) => `["le","${le === '+Inf' ? le : Number(le)}"]`)));
   const a = keys(T);
   const b = keys(O);
   const onlyText = [...a].filter((k) => !b.has(k));
