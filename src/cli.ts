@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `ffi-proxy start ...`: parses flags with yargs, starts the proxy, prints where it listens, and drains on
-// SIGINT/SIGTERM. Every failure is one line on stderr: exit 2 for a bad flag or address, 1 for the rest.
+// SIGINT/SIGTERM. `ffi-proxy toxiproxy ...` runs the toxiproxy server instead (docs/toxiproxy.md), and takes
+// toxiproxy-server's own single-dash flags (`-host 0.0.0.0 -port 8474 -config FILE -seed N`). Every failure
+// is one line on stderr: exit 2 for a bad flag, address or config, 1 for the rest.
 
 import { readFileSync } from 'node:fs';
 
@@ -16,29 +18,41 @@ if (process.platform !== 'linux') fail(`runs on Linux only (this is ${process.pl
 
 const { default: yargs } = await import('yargs');
 const { hideBin } = await import('yargs/helpers');
-const { start, CODES, ProxyError, DEFAULTS, ConfigError } = await import('./index.js');
+const { start, CODES, ProxyError, DEFAULTS, ConfigError, toxiproxy, TOXIPROXY_VERSION } = await import('./index.js');
 const { loadConfigFile, describePlan } = await import('./control/config-file.js');
 type ProxyPlan = import('./control/plan.js').ProxyPlan;
 const { startFleet } = await import('./control/fleet.js');
 const { Logger, levelNumber } = await import('./core/log.js');
 const { formatAddress } = await import('./sys/index.js');
 type StartOptions = import('./index.js').StartOptions;
+type LevelName = import('./core/log.js').LevelName;
 type Address = import('./index.js').Address;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// toxiproxy-server's flags are Go's, one dash and a long name (`-port 8474`, `-host=0.0.0.0`): yargs would
+// read `-port` as the short flags p, o, r, t, so they are given to it with two dashes.
+const TOXIPROXY_FLAGS = /^-(host|port|config|seed|workers|log-level|proxy-metrics|runtime-metrics|version|help)(=.*)?$/;
+const cliArgs = hideBin(process.argv);
+const toxiproxyArgs = cliArgs[0] === 'toxiproxy' ? cliArgs.map((a) => (TOXIPROXY_FLAGS.test(a) ? `-${a}` : a)) : null;
+if (toxiproxyArgs !== null && toxiproxyArgs.includes('--version')) {
+  process.stdout.write(`toxiproxy-server version ${TOXIPROXY_VERSION} (ffi-proxy ${pkg.version})\n`);
+  process.exit(0);
+}
+
 // yargs reads a lone '-' as a positional argument, not as a flag's value: `--access-log -` (stdout) is
 // given to it as `--access-log=-`.
-const rawArgs = hideBin(process.argv).flatMap((a, i, all) => (a === '-' && all[i - 1] === '--access-log' ? [] : a === '--access-log' && all[i + 1] === '-' ? ['--access-log=-'] : [a]));
+const rawArgs = (toxiproxyArgs ?? cliArgs).flatMap((a, i, all) => (a === '-' && all[i - 1] === '--access-log' ? [] : a === '--access-log' && all[i + 1] === '-' ? ['--access-log=-'] : [a]));
 const argv = await yargs(rawArgs)
   .scriptName('ffi-proxy')
   .usage('$0 start [options]: a TCP and HTTP/1.1 reverse proxy on epoll, splice and koffi')
   .command('start', 'run the proxy until SIGINT or SIGTERM (SIGHUP re-reads --config)')
   .command('check', 'check a config file (--config FILE) and print what it would run; exit 2 on a problem')
   .command('top', 'a live terminal view of a running proxy, from its admin endpoint')
+  .command('toxiproxy', "a toxiproxy server: toxiproxy-server 2.12's HTTP API for faults on TCP and HTTP proxies (docs/toxiproxy.md)")
   .option('config', {
     type: 'string',
-    describe: 'a config file, YAML or JSON: frontends, backends, servers, routes, health checks (docs/config.md); flags then only set workers, processes, drain-timeout, log-level, join',
+    describe: 'a config file, YAML or JSON: frontends, backends, servers, routes, health checks, toxics (docs/config.md); flags then only set workers, processes, drain-timeout, log-level, join. toxiproxy: a JSON list of proxies, as POST /populate takes them',
   })
   .option('listen', {
     type: 'string',
@@ -131,6 +145,11 @@ const argv = await yargs(rawArgs)
     type: 'string',
     describe: 'the bearer token the admin endpoint requires (needed when --admin is not a loopback address)',
   })
+  .option('host', { type: 'string', describe: 'toxiproxy: the address the API listens on [default: localhost, i.e. 127.0.0.1]' })
+  .option('port', { type: 'number', describe: 'toxiproxy: the port the API listens on (0: any free port) [default: 8474]' })
+  .option('seed', { type: 'number', describe: "toxiproxy: seed of the toxics' random draws, for runs that repeat [default: random]" })
+  .option('proxy-metrics', { type: 'boolean', hidden: true, describe: "toxiproxy-server's flag: /metrics is always served" })
+  .option('runtime-metrics', { type: 'boolean', hidden: true, describe: "toxiproxy-server's flag: accepted, no effect" })
   .option('interval', { type: 'number', describe: 'top: seconds between updates [default: 1]' })
   .option('once', { type: 'boolean', describe: 'top: print one plain-text frame and exit (also when stdout is not a terminal)' })
   .option('log-level', {
@@ -138,7 +157,7 @@ const argv = await yargs(rawArgs)
     default: 'info' as const,
     describe: 'how much to log on stderr',
   })
-  .demandCommand(1, 'say what to do: ffi-proxy start, ffi-proxy check --config FILE, or ffi-proxy top')
+  .demandCommand(1, 'say what to do: ffi-proxy start, ffi-proxy check --config FILE, ffi-proxy top, or ffi-proxy toxiproxy')
   .strict()
   .version(pkg.version)
   .help()
@@ -152,6 +171,15 @@ const argv = await yargs(rawArgs)
 if (argv._[0] === 'top') {
   const { runTop } = await import('./top/top.js');
   process.exit(await runTop({ admin: argv.admin, token: argv['admin-token'], interval: argv.interval, once: argv.once }));
+}
+
+const args = hideBin(process.argv);
+/** The flag was on the command line (not merely its default). */
+const given = (flag: string) => (toxiproxyArgs ?? args).some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`);
+
+if (argv._[0] === 'toxiproxy') process.exit(await runToxiproxy());
+for (const flag of ['host', 'port', 'seed', 'proxy-metrics', 'runtime-metrics']) {
+  if (given(flag)) fail(`--${flag} is for ffi-proxy toxiproxy`, EXIT_USAGE);
 }
 
 if (argv.workers !== undefined && !Number.isFinite(argv.workers)) fail('--workers must be a number', EXIT_USAGE);
@@ -170,11 +198,8 @@ for (const [flag, zero] of [
   }
 }
 
-const args = hideBin(process.argv);
-/** The flag was on the command line (not merely its default). */
-const given = (flag: string) => args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`);
 const command = String(argv._[0]);
-if (command !== 'start' && command !== 'check') fail(`unknown command '${command}': say ffi-proxy start, ffi-proxy check --config FILE, or ffi-proxy top`, EXIT_USAGE);
+if (command !== 'start' && command !== 'check') fail(`unknown command '${command}': say ffi-proxy start, ffi-proxy check --config FILE, ffi-proxy top, or ffi-proxy toxiproxy`, EXIT_USAGE);
 const configFile = argv.config;
 if (command === 'check') {
   if (configFile === undefined) fail('check needs --config FILE', EXIT_USAGE);
@@ -325,5 +350,48 @@ if (configFile !== undefined) {
         log.error(`${configFile} not reloaded, nothing changed: ${problems.join('; ')}`);
       },
     );
+  });
+}
+
+/**
+ * `ffi-proxy toxiproxy`: the toxiproxy server until SIGINT or SIGTERM; resolves with the exit code. A config
+ * file that cannot be read or populated is an error (toxiproxy-server only logs it and runs without).
+ */
+async function runToxiproxy(): Promise<number> {
+  const only = ['host', 'port', 'config', 'seed', 'workers', 'log-level', 'proxy-metrics', 'runtime-metrics'];
+  const stray = ['listen', 'backend', 'mode', 'processes', 'splice', 'drain-timeout', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'join', 'access-log', 'access-log-format', 'admin', 'admin-token', 'interval', 'once'].find(given);
+  if (stray !== undefined) fail(`--${stray} is not a toxiproxy flag (it takes ${only.map((f) => `--${f}`).join(', ')})`, EXIT_USAGE);
+  for (const flag of ['port', 'seed', 'workers'] as const) {
+    const v = argv[flag];
+    if (v !== undefined && !Number.isFinite(v)) fail(`--${flag} must be a number`, EXIT_USAGE);
+  }
+  // toxiproxy-server reads its log level from LOG_LEVEL (zerolog's names).
+  const fromEnv: Record<string, LevelName> = { panic: 'error', fatal: 'error', error: 'error', warn: 'warn', info: 'info', debug: 'debug', trace: 'debug' };
+  const logLevel = given('log-level') ? argv['log-level'] : (fromEnv[(process.env.LOG_LEVEL ?? '').toLowerCase()] ?? 'info');
+  let server: Awaited<ReturnType<typeof toxiproxy>>;
+  try {
+    server = await toxiproxy({ host: argv.host, port: argv.port, config: argv.config, seed: argv.seed, workers: argv.workers, logLevel });
+  } catch (e) {
+    if (!(e instanceof ProxyError)) fail(`could not start: ${(e as Error).stack ?? e}`, EXIT_FAILURE);
+    const usage = e.code === CODES.BAD_OPTION || e.code === CODES.BAD_ADDRESS || e.code === CODES.BAD_CONFIG;
+    fail(e.message, usage ? EXIT_USAGE : EXIT_FAILURE);
+  }
+  if (logLevel !== 'silent') {
+    const from = argv.config === undefined ? '' : `; proxies from ${argv.config}`;
+    process.stdout.write(`ffi-proxy ${pkg.version} toxiproxy API on ${server.url} (toxiproxy-server ${TOXIPROXY_VERSION}'s API; ${server.workers} worker(s)${from})\n`);
+  }
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      process.stderr.write(`ffi-proxy: ${sig}: closing every proxy and its connections\n`);
+      server.close().then(
+        () => resolve(0),
+        (e) => {
+          process.stderr.write(`ffi-proxy: stopping: ${e}\n`);
+          resolve(EXIT_FAILURE);
+        },
+      );
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
   });
 }

@@ -7,12 +7,16 @@ import { AccessLogWriter } from './control/accesslog.js';
 import { AdminServer } from './control/admin.js';
 import { DEFAULT_ADMIN } from './control/config.js';
 import { Running, planFromOptions } from './control/running.js';
+import type { ToxicBody, ToxicChange, ToxicJson } from './control/config-toxics.js';
 import { DEFAULT_BACKLOG, WorkerSet, type Stats, type WorkerStats } from './control/supervisor.js';
 import { Logger, levelNumber } from './core/log.js';
 import { startDemoBackend, type DemoBackend } from './control/demo.js';
 import { parserLayout } from './http/parser.js';
 import { backendReserve } from './http/state.js';
-import { CODES, ProxyError, type Address, formatAddress, raiseNofile } from './sys/index.js';
+import { CODES, ProxyError, type Address, formatAddress } from './sys/index.js';
+import { BUFFER_SIZE, planCapacity } from './control/capacity.js';
+
+export { planCapacity } from './control/capacity.js';
 
 export type { StartOptions, Mode, SpliceMode } from './control/config.js';
 export type { Stats, WorkerStats } from './control/supervisor.js';
@@ -21,6 +25,9 @@ export { CODES, ProxyError, SysError } from './sys/index.js';
 export { DEFAULTS } from './control/config.js';
 export type { ConfigDocument } from './control/document.js';
 export { ConfigError } from './control/config-file.js';
+export { ApiError, type ToxicJson as Toxic, type ToxicBody, type ToxicChange } from './control/config-toxics.js';
+// The toxiproxy server (docs/toxiproxy.md); also `ffi-proxy/toxiproxy`.
+export { toxiproxy, TOXIPROXY_VERSION, type ToxiproxyOptions, type ToxiproxyServer } from './control/toxiproxy-api.js';
 
 export type Proxy = {
   /** Where it listens, with the real port when 0 was asked for. */
@@ -63,34 +70,23 @@ export type Proxy = {
   /** Gives a backend these servers: addresses, or documents as in a config's `servers`. */
   setServers(backend: string, servers: (string | ConfigDocument)[]): Promise<void>;
   /**
+   * Adds a toxic (a fault: docs/toxiproxy.md) to a frontend's connections, live ones included, in Toxiproxy's
+   * shape: `{ type: 'latency', attributes: { latency: 100 } }` is `latency_downstream`. Resolves with it, every
+   * attribute filled in, once every worker has it. Throws ApiError (status 400, 404 or 409), changing nothing.
+   */
+  addToxic(frontend: string, toxic: ToxicBody): Promise<ToxicJson>;
+  /** Changes a toxic's toxicity and the attributes given (the others stay). Throws ApiError. */
+  updateToxic(frontend: string, name: string, change: ToxicChange): Promise<ToxicJson>;
+  /** Takes a toxic off a frontend. Throws ApiError (404). */
+  removeToxic(frontend: string, name: string): Promise<void>;
+  /** A frontend's toxics: upstream ones first, each in the order it was added. Throws ApiError (404). */
+  toxics(frontend: string): ToxicJson[];
+  /**
    * Stops accepting, lets open connections finish for up to `drainTimeoutMs` (default: the start option),
    * closes the rest and ends the workers. Safe to call more than once.
    */
   close(drainTimeoutMs?: number): Promise<void>;
 };
-
-// Bytes a connection's outbox buffer holds, and the size each splice pipe is set to. 64 KiB is Linux's
-// default pipe size (16 pages), so a direction moves the same amount per call whether it copies or splices,
-// and `auto` can compare a read against it. Not tuned further yet: see docs/benchmarks.md for what was run.
-const BUFFER_SIZE = 64 * 1024;
-// fds kept back from the per-process limit for everything that is not a connection: stdio, the epoll and
-// eventfd of each worker, the demo backend, Node's own (libuv's signal pipe, its epoll, inotify...).
-const RESERVED_FDS = 64;
-
-/**
- * How many table slots and pipes each worker gets, from the open-file limit (first raised to the hard
- * limit): each slot and pipe end is an fd.
- */
-export function planCapacity(workers: number, maxConnections: number | null): { slots: number; pipes: number } {
-  const [soft] = raiseNofile();
-  const budget = Math.max(16, Math.floor((soft - RESERVED_FDS) / workers));
-  // Up to 1/8 of the budget as pipes (2 fds each): pipes are only held by connections mid bulk-transfer,
-  // and when none can be had, a connection copies instead (core/pools.ts).
-  const pipes = Math.min(1024, Math.floor(budget / 16));
-  let slots = budget - 2 * pipes;
-  if (maxConnections !== null) slots = Math.min(slots, 2 * maxConnections + 2);
-  return { slots, pipes };
-}
 
 export async function start(options: StartOptions = {}): Promise<Proxy> {
   if (process.platform !== 'linux') {
@@ -155,6 +151,10 @@ export async function start(options: StartOptions = {}): Promise<Proxy> {
     addFrontend: (frontend) => r.addFrontend(frontend),
     removeFrontend: (name) => r.removeFrontend(name),
     setServers: (backend, servers) => r.setServers(backend, servers),
+    addToxic: (frontend, toxic) => r.addToxic(frontend, toxic),
+    updateToxic: (frontend, name, change) => r.updateToxic(frontend, name, change),
+    removeToxic: (frontend, name) => r.removeToxic(frontend, name),
+    toxics: (frontend) => r.toxics(frontend),
     close(drainTimeoutMs = r.current().drainTimeoutMs) {
       closing ??= (async () => {
         await admin?.close();

@@ -28,7 +28,6 @@ import { LEVEL } from './core/log.js';
 import { TERM } from './core/term.js';
 import { FL, KIND, PROTO, ST } from './core/types.js';
 import {
-  type RouteContext,
   type Server,
   chooseServer,
   connectDone,
@@ -53,7 +52,8 @@ import {
   spliceOut,
   unblocked,
 } from './transport/index.js';
-import { E, errnoName, formatAddress, peerAddress } from './sys/index.js';
+import { E, errnoName, formatAddress, peerAddress, setLingerZero } from './sys/index.js';
+import { type FaultContext, PUMP, faultTurn, pumpErrno } from './toxic/index.js';
 
 // Reads per pump before the connection yields to others: 16 x 64 KiB = 1 MiB a turn. Without a bound, one
 // fast bulk transfer would hold the worker for as long as its peer keeps up.
@@ -63,7 +63,7 @@ const READS_PER_TURN = 16;
  * Client c of a TCP frontend, new (`from` 0) or past its PROXY header (the stream starts at inbox byte
  * `from`): pair it with a new connection to a server of its backend.
  */
-export function open(ctx: RouteContext, c: number, from: number): void {
+export function open(ctx: FaultContext, c: number, from: number): void {
   const t = ctx.t;
   t.proto[c] = PROTO.TUNNEL;
   t.state[c] = ST.WAITING;
@@ -80,7 +80,7 @@ export function open(ctx: RouteContext, c: number, from: number): void {
 }
 
 /** Pairs client c with a new connection to server srv, under the connect deadline. */
-function connectTo(ctx: RouteContext, c: number, srv: Server): void {
+function connectTo(ctx: FaultContext, c: number, srv: Server): void {
   const t = ctx.t;
   const f = ctx.frontends[t.fe[c]];
   ctx.timers.arm(c, ctx.now + f.backendTimeoutMs);
@@ -102,7 +102,7 @@ function connectTo(ctx: RouteContext, c: number, srv: Server): void {
  * An HTTP pair that a 101 upgraded: from now on a tunnel. The HTTP side has released its state and put the
  * bytes read past the two heads in the outboxes, which go first.
  */
-export function adopt(ctx: RouteContext, c: number, b: number): void {
+export function adopt(ctx: FaultContext, c: number, b: number): void {
   const t = ctx.t;
   ctx.timers.disarm(b);
   tunnelDeadline(ctx, c);
@@ -116,7 +116,7 @@ export function adopt(ctx: RouteContext, c: number, b: number): void {
 }
 
 /** An epoll event for either side. */
-export function onEvent(ctx: RouteContext, s: number, events: number): void {
+export function onEvent(ctx: FaultContext, s: number, events: number): void {
   const t = ctx.t;
   noteEvents(t, s, events);
   switch (t.state[s]) {
@@ -139,12 +139,12 @@ export function onEvent(ctx: RouteContext, s: number, events: number): void {
 }
 
 /** A ready-queue turn: carry on where slot s stopped early. */
-export function resume(ctx: RouteContext, s: number): void {
+export function resume(ctx: FaultContext, s: number): void {
   if (ctx.t.state[s] === ST.PROXYING) pump(ctx, s);
 }
 
 /** Client c's deadline passed: its backend's connect, or its tunnel's inactivity. */
-export function onTimer(ctx: RouteContext, c: number): void {
+export function onTimer(ctx: FaultContext, c: number): void {
   const t = ctx.t;
   switch (t.state[c]) {
     case ST.WAITING: {
@@ -172,29 +172,30 @@ export function onTimer(ctx: RouteContext, c: number): void {
  * (Re)starts the tunnel deadline of client c's pair from now: when it becomes a tunnel, and whenever bytes
  * move. With a tunnel timeout of 0 the pair has no deadline.
  */
-function tunnelDeadline(ctx: RouteContext, c: number): void {
+function tunnelDeadline(ctx: FaultContext, c: number): void {
   const ms = ctx.frontends[ctx.t.fe[c]].tunnelTimeoutMs;
   if (ms > 0) ctx.timers.arm(c, ctx.now + ms);
   else ctx.timers.disarm(c);
 }
 
 /** Bytes moved on slot s (a read brought some, or a blocked side took some): its pair's deadline moves on. */
-function active(ctx: RouteContext, s: number): void {
+function active(ctx: FaultContext, s: number): void {
   tunnelDeadline(ctx, ctx.t.kind[s] === KIND.CLIENT ? s : ctx.t.peer[s]);
 }
 
-function finishConnect(ctx: RouteContext, b: number): void {
+function finishConnect(ctx: FaultContext, b: number): void {
   const r = connectDone(ctx, b);
   if (r === 0) connected(ctx, b);
   else connectFailed(ctx, ctx.t.peer[b], ctx.servers[ctx.t.srv[b]]!, connectTerm(r));
 }
 
-function connected(ctx: RouteContext, b: number): void {
+function connected(ctx: FaultContext, b: number): void {
   const t = ctx.t;
   const c = t.peer[b];
   t.state[b] = ST.PROXYING;
   t.state[c] = ST.PROXYING;
   tunnelDeadline(ctx, c);
+  if (ctx.faults.plan(t.fe[c]).n > 0) ctx.faults.begin(t, c, b, ctx.hrNow);
   const gen = t.gen[b];
   pump(ctx, c); // the client may have sent bytes while we connected
   if (t.gen[b] === gen) pump(ctx, b);
@@ -204,7 +205,7 @@ function connected(ctx: RouteContext, b: number): void {
  * Client c's connect to srv failed, or took too long (`term`): its backend slot is closed, and it tries
  * another server while its backend's retries last; else it is logged and the client closed.
  */
-function connectFailed(ctx: RouteContext, c: number, srv: Server, term: number): void {
+function connectFailed(ctx: FaultContext, c: number, srv: Server, term: number): void {
   const t = ctx.t;
   const b = t.peer[c];
   if (b >= 0) {
@@ -232,8 +233,12 @@ function connectFailed(ctx: RouteContext, c: number, srv: Server, term: number):
  * Moves bytes from slot `src` to its peer until src has nothing more to give (EAGAIN), the peer cannot
  * take more (its EPOLLOUT resumes us), src's turn is used up (ready queue), or the pair closes.
  */
-function pump(ctx: RouteContext, src: number): void {
+function pump(ctx: FaultContext, src: number): void {
   const t = ctx.t;
+  if (t.flags[src] & FL.TOXIC) {
+    faultPump(ctx, src);
+    return;
+  }
   const dst = t.peer[src];
   const spliceMode = ctx.frontends[t.fe[src]].spliceMode;
   for (let reads = 0; ; ) {
@@ -273,8 +278,39 @@ function pump(ctx: RouteContext, src: number): void {
   }
 }
 
+/** A direction with toxics (src/toxic/pump.ts): its turn, and what it asks of the tunnel. */
+function faultPump(ctx: FaultContext, src: number): void {
+  const t = ctx.t;
+  const dst = t.peer[src];
+  const r = faultTurn(ctx, src);
+  active(ctx, src);
+  switch (r) {
+    case PUMP.FIN:
+      if (!(t.flags[dst] & FL.FIN_SENT)) forwardFin(ctx, src, dst);
+      return;
+    case PUMP.READ_FAILED:
+      ioFailed(ctx, src, 'read from', side(ctx, src), pumpErrno);
+      return;
+    case PUMP.WRITE_FAILED:
+      ioFailed(ctx, dst, 'write to', side(ctx, dst), pumpErrno);
+      return;
+    case PUMP.RESET:
+      // reset_peer: both sides see RST, as Toxiproxy's SO_LINGER 0 close gives them.
+      setLingerZero(t.fd[src]);
+      setLingerZero(t.fd[dst]);
+      endPair(ctx, src, TERM.TOXIC, false);
+      return;
+    case PUMP.CLOSE:
+      endPair(ctx, src, TERM.TOXIC, false);
+      return;
+    case PUMP.PLAIN:
+      pump(ctx, src);
+      return;
+  }
+}
+
 /** src's EOF has been read and its outbox flushed: pass the FIN on, close the pair when both ways are done. */
-function forwardFin(ctx: RouteContext, src: number, dst: number): void {
+function forwardFin(ctx: FaultContext, src: number, dst: number): void {
   const t = ctx.t;
   const r = sendFin(ctx, dst);
   if (r < 0 && r !== -E.ENOTCONN) {
@@ -290,7 +326,7 @@ function forwardFin(ctx: RouteContext, src: number, dst: number): void {
  * `op` on slot s (its `what`) failed with `err`: logged, and the pair reset, so that the healthy side cannot
  * mistake a stream cut short for a whole one.
  */
-function ioFailed(ctx: RouteContext, s: number, op: string, what: string, err: number): void {
+function ioFailed(ctx: FaultContext, s: number, op: string, what: string, err: number): void {
   const t = ctx.t;
   const client = t.kind[s] === KIND.CLIENT;
   const term = client ? TERM.CLIENT_RESET : TERM.BACKEND_RESET;
@@ -300,6 +336,6 @@ function ioFailed(ctx: RouteContext, s: number, op: string, what: string, err: n
   endPair(ctx, s, term, true);
 }
 
-function side(ctx: RouteContext, s: number): string {
+function side(ctx: FaultContext, s: number): string {
   return ctx.t.kind[s] === KIND.CLIENT ? 'client' : 'backend';
 }

@@ -14,13 +14,14 @@ const FLOORS: [RegExp, number][] = [
   [/^core\//, 2],
   [/^transport\//, 3],
   [/^route\//, 4],
-  [/^tunnel\.ts$/, 5],
-  [/^http\//, 6],
-  [/^worker\//, 7],
-  [/^control\//, 8],
-  [/^index\.ts$/, 9],
-  [/^top\//, 9],
-  [/^(cli|fleet-child)\.ts$/, 10],
+  [/^toxic\//, 5],
+  [/^tunnel\.ts$/, 6],
+  [/^http\//, 7],
+  [/^worker\//, 8],
+  [/^control\//, 9],
+  [/^(index|toxiproxy)\.ts$/, 10],
+  [/^top\//, 10],
+  [/^(cli|fleet-child)\.ts$/, 11],
 ];
 
 function floor(file: string): number {

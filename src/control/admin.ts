@@ -11,9 +11,13 @@
 //   POST /servers/BACKEND/SERVER/state         state=ready|drain|maint
 //   POST /servers/BACKEND/SERVER/weight        weight=0..256
 //   POST /log-level                            level=silent|error|warn|info|debug
+//   GET|POST /frontends/NAME/toxics            a frontend's toxics; add one (docs/toxiproxy.md)
+//   GET|POST|PATCH|DELETE /frontends/NAME/toxics/TOXIC
 //
-// A POST takes its parameters from the query string, a form body or a JSON object. Mutations are POST
-// only (Envoy's rule): a GET of one is 405. Bound to a non-loopback address, the endpoint requires a bearer
+// A POST takes its parameters from the query string, a form body or a JSON object; the toxic routes take
+// Toxiproxy's JSON bodies and answer as toxiproxy-server does (errors `{"error": ..., "status": N}`).
+// Mutations are POST only (Envoy's rule; the toxic routes also take Toxiproxy's PATCH and DELETE): a GET of
+// one is 405. Bound to a non-loopback address, the endpoint requires a bearer
 // token (`Authorization: Bearer TOKEN`, or `?token=` for a browser), and start() refuses to run without one.
 
 import { timingSafeEqual } from 'node:crypto';
@@ -21,6 +25,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { readdirSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
 import { type Address, CODES, ProxyError, formatAddress, getNofile, parseAddress } from '../sys/index.js';
+import { ApiError, type ToxicChange, decodeJson } from './config-toxics.js';
 import { type ConnectionFilter, MAX_LIMIT, listConnections } from './connections.js';
 import { snapshot } from './metrics.js';
 import { pageAsset } from './page.js';
@@ -100,6 +105,7 @@ export class AdminServer {
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((e: unknown) => {
+      if (e instanceof ApiError) return send(res, e.status, { error: e.message, status: e.status });
       const bad = e instanceof ProxyError;
       send(res, bad ? 400 : 500, { error: e instanceof Error ? e.message : String(e) });
     });
@@ -136,7 +142,33 @@ export class AdminServer {
         send(res, 200, { logLevel: this.running.setLogLevel(level) });
       });
     }
+    if (head === 'frontends' && b === 'toxics' && (path.length === 3 || path.length === 4)) return this.toxics(req, res, a, c);
     return send(res, 404, { error: `no ${url.pathname} here: see GET / , /metrics, /stats, /history, /connections (docs/observability.md)` });
+  }
+
+  /** The toxic routes: `toxic` undefined is /frontends/NAME/toxics. Toxiproxy's statuses: 200, 204 for a delete. */
+  private async toxics(req: IncomingMessage, res: ServerResponse, frontend: string, toxic: string | undefined): Promise<void> {
+    const r = this.running;
+    const m = req.method ?? '';
+    if (toxic === undefined) {
+      if (m === 'GET' || m === 'HEAD') return send(res, 200, r.toxics(frontend));
+      if (m === 'POST') return send(res, 200, await r.addToxic(frontend, await jsonBody(req)));
+      res.setHeader('Allow', 'GET, HEAD, POST');
+    } else {
+      if (m === 'GET' || m === 'HEAD') {
+        const t = r.toxics(frontend).find((x) => x.name === toxic);
+        if (t === undefined) throw new ApiError(404, 'toxic not found');
+        return send(res, 200, t);
+      }
+      if (m === 'POST' || m === 'PATCH') return send(res, 200, await r.updateToxic(frontend, toxic, (await jsonBody(req)) as ToxicChange));
+      if (m === 'DELETE') {
+        await r.removeToxic(frontend, toxic);
+        res.writeHead(204, { 'Cache-Control': 'no-store' });
+        return void res.end();
+      }
+      res.setHeader('Allow', 'GET, HEAD, POST, PATCH, DELETE');
+    }
+    send(res, 405, { error: `${m} is not allowed here`, status: 405 });
   }
 
   private authorized(req: IncomingMessage, url: URL): boolean {
@@ -253,6 +285,18 @@ async function params(req: IncomingMessage, url: URL): Promise<Record<string, un
     return { ...out, ...(v as Record<string, unknown>) };
   }
   return { ...out, ...Object.fromEntries(new URLSearchParams(text)) };
+}
+
+/** A JSON body, as Toxiproxy's API reads one: 400 `bad request body: ...` when it is not JSON or is empty. At most 64 KiB. */
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 65536) throw new ApiError(400, 'bad request body: over 64 KiB');
+    chunks.push(chunk as Buffer);
+  }
+  return decodeJson(Buffer.concat(chunks).toString('utf8'));
 }
 
 function numberParam(name: string, text: string): number {

@@ -40,7 +40,8 @@ const BACKEND_OPTION_KEYS = ['balance', 'send-proxy', 'retries'] as const;
 const PROCESS_KEYS = ['workers', 'processes', 'drain-timeout', 'log-level', 'max-connections', 'admin', 'admin-token'] as const;
 const KEYS = {
   top: ['frontends', 'backends', ...PROCESS_KEYS, ...FRONTEND_OPTION_KEYS, ...BACKEND_OPTION_KEYS],
-  frontend: ['name', 'listen', 'mode', 'backend', 'routes', ...FRONTEND_OPTION_KEYS],
+  frontend: ['name', 'listen', 'mode', 'backend', 'routes', 'toxics', ...FRONTEND_OPTION_KEYS],
+  toxic: ['name', 'type', 'stream', 'toxicity', 'attributes'],
   route: ['host', 'path', 'backend', 'strip-prefix'],
   backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries'],
   server: ['address', 'weight', 'backup', 'name'],
@@ -54,6 +55,7 @@ const PLACE_NAMES: Record<Place, string> = {
   backend: 'in a backend',
   server: 'in a server',
   health: 'in health',
+  toxic: 'in a toxic',
 };
 export const LOG_LEVELS = Object.keys(LEVEL) as LevelName[];
 
@@ -85,7 +87,7 @@ export const SERVER_SYNTAX = 'HOST:PORT, [IPv6]:PORT or unix:/path';
 export type Obj = { [key: string]: unknown };
 type Where = { order: number; line: number | null; keyLine: number | null };
 type Problem = { order: number; seq: number; line: number | null; text: string };
-export type FrontendOptions = Omit<FrontendConfig, 'name' | 'listen' | 'mode' | 'backend' | 'routes'>;
+export type FrontendOptions = Omit<FrontendConfig, 'name' | 'listen' | 'mode' | 'backend' | 'routes' | 'toxics'>;
 export type BackendOptions = Pick<BackendConfig, 'balance' | 'sendProxy' | 'retries'>;
 
 export const FRONTEND_DEFAULTS: FrontendOptions = {

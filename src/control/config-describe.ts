@@ -53,6 +53,10 @@ export function describePlan(plan: ProxyPlan): string {
       o.push(`forwarded-headers ${f.forwardedHeaders ? 'on' : 'off'}`);
     }
     if (f.accessLog !== null) o.push(`access-log ${f.accessLog} (${f.accessLogFormat})`);
+    for (const t of f.toxics) {
+      const attrs = Object.entries(t.attributes).map(([k, v]) => `${k} ${v}`).join(' ');
+      o.push(`toxic ${t.name}: ${t.type} ${t.upstream ? 'upstream' : 'downstream'}${attrs ? ` ${attrs}` : ''}${t.toxicity < 1 ? ` toxicity ${t.toxicity}` : ''}`);
+    }
     lines.push(`  ${o.join(', ')}`);
   }
   for (const b of plan.backends) {

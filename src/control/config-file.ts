@@ -39,6 +39,7 @@ import {
   child, closest, didYouMean, isObj, item, quoteList, show,
 } from './config-check.js';
 import { DEFAULTS, MAX_HEADER_SIZE_LIMIT, SEND_PROXY, resolveAddress } from './config.js';
+import { checkToxics } from './config-toxics.js';
 import type { ProxyPlan } from './plan.js';
 
 export { ConfigError } from './config-check.js';
@@ -508,8 +509,9 @@ function frontend(c: Check, i: number, v: unknown, base: FrontendOptions, names:
   }
   const { routes, refs } = frontendRoutes(c, at, o, mode);
   const options = frontendOptions(c, at, o, base);
+  const toxics = o.toxics === undefined ? [] : checkToxics(c, child(at, 'toxics'), o.toxics, mode);
   return {
-    config: { name: name ?? '', listen: listen as Address, mode: mode ?? DEFAULTS.mode, backend: -1, routes, ...options },
+    config: { name: name ?? '', listen: listen as Address, mode: mode ?? DEFAULTS.mode, backend: -1, routes, toxics, ...options },
     listen,
     listenPath: child(at, 'listen'),
     backend,

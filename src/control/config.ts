@@ -241,6 +241,7 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     forwardedHeaders: o.forwardedHeaders ?? DEFAULTS.forwardedHeaders,
     accessLog: accessLogPath(o.accessLog),
     accessLogFormat: oneOf('access log format', o.accessLogFormat ?? DEFAULTS.accessLogFormat, ACCESS_LOG_FORMATS),
+    toxics: [],
   };
   const address: Address = backend ?? { family: 'ipv4', host: '127.0.0.1', port: 0 };
   const name = backend === null ? 'demo' : formatAddress(backend);

@@ -53,6 +53,17 @@ export function frontendDocument(f: FrontendConfig, backends: readonly BackendCo
     'forwarded-headers': f.forwardedHeaders,
     'access-log': f.accessLog ?? 'off',
     'access-log-format': f.accessLogFormat,
+    ...(f.toxics.length === 0
+      ? {}
+      : {
+          toxics: f.toxics.map((t) => ({
+            name: t.name,
+            type: t.type,
+            stream: t.upstream ? 'upstream' : 'downstream',
+            toxicity: t.toxicity,
+            attributes: { ...t.attributes },
+          })),
+        }),
   };
 }
 

@@ -8,9 +8,11 @@
 //   a backend keeps its index while its name stays
 //   a server keeps its id while its backend, name and address stay; ids are never given to another server
 //
-// Taken out: the index holds null from then on, and is not given again.
+// Taken out: the index holds null from then on, and is not given again, except when the frontend was
+// retired (retire(): every connection it had was closed, as the Toxiproxy server does to a proxy disabled
+// or deleted): then a new frontend may take the index, and each worker zeroes its counters when it does.
 
-import type { BackendConfig, FrontendConfig } from '../route/index.js';
+import type { BackendConfig, FrontendConfig, ToxicConfig } from '../route/index.js';
 import { MAX_SERVERS } from '../route/index.js';
 import { type Address, CODES, ProxyError, formatAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
@@ -30,6 +32,8 @@ export type Prepared = {
   changes: TableChanges;
   ids: Map<string, number>;
   nextId: number;
+  /** Retired indices still free after this plan. */
+  free: number[];
 };
 
 export class RouteRegistry {
@@ -37,6 +41,12 @@ export class RouteRegistry {
   readonly backends: (BackendConfig | null)[] = [];
   private nextServerId = 0;
   private readonly serverIds = new Map<string, number>();
+  // Toxics by frontend, name, type and direction: one changed only in its attributes or toxicity keeps its id,
+  // and with it its state in live connections.
+  private nextToxicId = 0;
+  private readonly toxicIds = new Map<string, number>();
+  /** Frontend indices retired: null, with no connection left, free to be given again. */
+  private free: number[] = [];
 
   /**
    * The tables as `plan` would make them, and what changes; nothing is changed until commit() (a plan whose
@@ -67,11 +77,13 @@ export class RouteRegistry {
     // Frontends by name and address.
     const frontends = this.frontends.map(() => null as FrontendConfig | null);
     const changes: TableChanges = { added: [], removed: [] };
+    const free = [...this.free];
     for (const f of plan.frontends) {
-      const config = { ...f, backend: beIndex[f.backend], routes: f.routes.map((r) => ({ ...r, backend: beIndex[r.backend] })) };
+      const toxics = f.toxics.map((t) => ({ ...t, id: this.toxicId(f.name, t) }));
+      const config = { ...f, toxics, backend: beIndex[f.backend], routes: f.routes.map((r) => ({ ...r, backend: beIndex[r.backend] })) };
       let i = this.frontends.findIndex((old, k) => old !== null && old.name === f.name && sameListen(old, f, bound[k] ?? null));
       if (i < 0) {
-        i = frontends.push(null) - 1;
+        i = free.length > 0 ? free.shift()! : frontends.push(null) - 1;
         changes.added.push(i);
       }
       frontends[i] = config;
@@ -79,7 +91,22 @@ export class RouteRegistry {
     this.frontends.forEach((old, i) => {
       if (old !== null && frontends[i] === null) changes.removed.push(i);
     });
-    return { frontends, backends, changes, ids, nextId };
+    return { frontends, backends, changes, ids, nextId, free };
+  }
+
+  /**
+   * Frontend index fe, taken out, had every connection closed (its workers were told after the plan that
+   * took it out, and they read their mailbox in order): a later plan may give it to a new frontend.
+   */
+  retire(fe: number): void {
+    if (this.frontends[fe] === null && !this.free.includes(fe)) this.free.push(fe);
+  }
+
+  private toxicId(frontend: string, t: ToxicConfig): number {
+    const key = `${frontend}\u0000${t.name}\u0000${t.type}\u0000${t.upstream}`;
+    let id = this.toxicIds.get(key);
+    if (id === undefined) this.toxicIds.set(key, (id = this.nextToxicId++));
+    return id;
   }
 
   /** Makes the tables prepare() returned the current ones. */
@@ -91,6 +118,7 @@ export class RouteRegistry {
     this.serverIds.clear();
     for (const [k, v] of prepared.ids) this.serverIds.set(k, v);
     this.nextServerId = prepared.nextId;
+    this.free = prepared.free;
   }
 }
 

@@ -1,20 +1,24 @@
 // A running proxy on the main thread: its plan, the route tables by stable index (registry.ts), the
 // workers (supervisor.ts), the health checks (health.ts), and the changes made while it runs. A reload
-// takes a whole new config; addFrontend(), removeFrontend() and setServers() edit the current one and
-// reload it. A config that cannot be applied (a problem in it, a port in use) changes nothing.
+// takes a whole new config; addFrontend(), removeFrontend(), setServers() and the toxic calls (addToxic...)
+// edit the current one and run it; the toxiproxy server (toxiproxy-host.ts) runs plans it builds itself
+// (runPlan). All of them run one after another. A config that cannot be applied (a problem in it, a port in
+// use) changes nothing.
 //
 //   reload(config) ──> plan (config-file.ts: every problem, with its place) ──> the tables it would make
 //     ──> listeners for the new frontends (a port in use: nothing changed) ──> the workers told (mailbox)
 //     ──> the tables committed, the health checks brought in line
 
+import { MAX_FRONTENDS } from '../core/counters.js';
 import { LEVEL_NAMES, type LevelName, type Logger, levelNumber } from '../core/log.js';
 import { parserLayout } from '../http/parser.js';
-import { type BackendConfig, type FrontendConfig, MAX_SERVERS, SRV, type ServerConfig } from '../route/index.js';
+import { type BackendConfig, type FrontendConfig, MAX_SERVERS, SRV, type ServerConfig, type ToxicConfig } from '../route/index.js';
 import { CODES, ProxyError, type Address } from '../sys/index.js';
 import { loadConfigFile, planFromDocument } from './config-file.js';
 import { adminProblem, resolveOptions, type StartOptions } from './config.js';
 import { type ConfigDocument, documentFromPlan } from './document.js';
 import { checkAccessLogs } from './accesslog.js';
+import { ApiError, type ToxicChange, type ToxicJson, changeToxic, listOrder, modeProblem, readToxic, toxicJson } from './config-toxics.js';
 import { HealthChecker } from './health.js';
 import { type Sources, serverStateName } from './metrics.js';
 import type { ProxyPlan } from './plan.js';
@@ -49,6 +53,7 @@ export class Running {
 
   /** Binds and starts the workers for `plan` (throws as WorkerSet.start does), then the health checks. */
   static async start(plan: ProxyPlan, log: Logger, launch: Launch): Promise<Running> {
+    checkToxicModes(plan.frontends);
     const r = new Running(plan, log);
     const prepared = r.registry.prepare(plan);
     r.set = await launch({ frontends: prepared.frontends, backends: prepared.backends, join: plan.join, serverState: r.serverState });
@@ -82,10 +87,37 @@ export class Running {
    * ProxyError (a ConfigError with every problem, or EADDRINUSE) and then changes nothing.
    */
   reload(config: string | ConfigDocument): Promise<void> {
-    const next = this.queue.then(async () => {
+    return this.queued(async () => {
       const plan = typeof config === 'string' ? await loadConfigFile(config) : await planFromDocument(config);
       await this.apply(plan);
     });
+  }
+
+  /**
+   * Runs `plan` (already checked and resolved: the toxiproxy server builds its own), then closes every
+   * connection still open on the frontends named in `kill` (a Toxiproxy proxy disabled or deleted).
+   */
+  runPlan(plan: ProxyPlan, kill: readonly string[] = []): Promise<number[]> {
+    return this.queued(async () => {
+      const before = this.registry.frontends.map((f) => f?.name ?? null);
+      await this.apply(plan, true);
+      const retired: number[] = [];
+      before.forEach((name, fe) => {
+        if (name === null || !kill.includes(name)) return;
+        this.set.post({ type: 'close-frontend', fe });
+        // Taken out and emptied: its index may serve again (a Toxiproxy server enables and disables
+        // proxies all day; without this it would run out of indices).
+        if (this.registry.frontends[fe] === null) {
+          this.registry.retire(fe);
+          retired.push(fe);
+        }
+      });
+      return retired;
+    });
+  }
+
+  private queued<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(run);
     this.queue = next.catch(() => {});
     return next;
   }
@@ -116,6 +148,60 @@ export class Running {
     if (backend === undefined) throw new ProxyError(CODES.BAD_CONFIG, `no backend named "${name}"`);
     backend.servers = servers;
     await this.reload(doc);
+  }
+
+  /** Frontend `name`'s toxics, as Toxiproxy lists them (upstream first). Throws ApiError 404 for an unknown frontend. */
+  toxics(frontend: string): ToxicJson[] {
+    return listOrder(this.frontend(frontend).toxics, (t) => t.upstream).map((t) => toxicJson(t));
+  }
+
+  /**
+   * Adds a toxic (a body of Toxiproxy's shape: docs/toxiproxy.md) to frontend `name`'s connections, live
+   * ones included; resolves with it once every worker has it. Throws ApiError (400, 404, 409), changing nothing.
+   */
+  async addToxic(frontend: string, body: unknown): Promise<ToxicJson> {
+    let added!: ToxicJson;
+    await this.editToxics(frontend, (f) => {
+      const { config } = readToxic(body, { mode: f.mode, taken: (n) => f.toxics.some((t) => t.name === n), strict: true });
+      added = toxicJson(config);
+      return [...f.toxics, config];
+    });
+    return added;
+  }
+
+  /** Changes toxic `name` of `frontend`: its toxicity, and the attributes given (the others kept). Throws ApiError. */
+  async updateToxic(frontend: string, name: string, change: ToxicChange): Promise<ToxicJson> {
+    let updated!: ToxicJson;
+    const edit = (f: FrontendConfig) =>
+      f.toxics.map((t) => {
+        if (t.name !== name) return t;
+        const u = changeToxic(t, change, true);
+        updated = toxicJson(u);
+        return u;
+      });
+    await this.editToxics(frontend, edit, name);
+    return updated;
+  }
+
+  /** Takes toxic `name` off `frontend`. Throws ApiError 404. */
+  removeToxic(frontend: string, name: string): Promise<void> {
+    return this.editToxics(frontend, (f) => f.toxics.filter((t) => t.name !== name), name);
+  }
+
+  private frontend(name: string): FrontendConfig {
+    const f = this.plan.frontends.find((x) => x.name === name);
+    if (f === undefined) throw new ApiError(404, 'frontend not found');
+    return f;
+  }
+
+  /** Runs the current plan with frontend `name`'s toxics replaced by `edit`'s; `toxic`: one that must exist (404). */
+  private editToxics(name: string, edit: (f: FrontendConfig) => ToxicConfig[], toxic?: string): Promise<void> {
+    return this.queued(async () => {
+      const f = this.frontend(name);
+      if (toxic !== undefined && !f.toxics.some((t) => t.name === toxic)) throw new ApiError(404, 'toxic not found');
+      const toxics = edit(f);
+      await this.apply({ ...this.plan, frontends: this.plan.frontends.map((x) => (x === f ? { ...f, toxics } : x)) }, true);
+    });
   }
 
   stop(): void {
@@ -192,9 +278,16 @@ export class Running {
     return { from, to: name as LevelName };
   }
 
-  private async apply(plan: ProxyPlan): Promise<void> {
+  /** Starts with no frontend: the toxiproxy server's proxies come later (runPlan). */
+  static empty(base: Omit<ProxyPlan, 'frontends' | 'backends'>, log: Logger, launch: Launch): Promise<Running> {
+    return Running.start({ ...base, frontends: [], backends: [] }, log, launch);
+  }
+
+  /** Makes `plan` the running one; `quiet`: a change made through an API, logged at debug rather than info. */
+  private async apply(plan: ProxyPlan, quiet = false): Promise<void> {
     if (plan.frontends.some((f: FrontendConfig) => f.mode === 'http')) parserLayout();
     checkAccessLogs(plan.frontends);
+    checkToxicModes(plan.frontends);
     for (const [key, now, then] of [
       ['workers', this.plan.workers, plan.workers],
       ['processes', this.plan.processes, plan.processes],
@@ -207,6 +300,10 @@ export class Running {
       else this.log.warn(`reload: ${key} ${then} in the new config, ${now} running: a restart applies it`);
     }
     const prepared = this.registry.prepare(plan, this.set.addresses);
+    // A frontend index is never given twice (registry.ts), and the counters have room for MAX_FRONTENDS.
+    if (prepared.frontends.length > MAX_FRONTENDS) {
+      throw new ProxyError(CODES.BAD_CONFIG, `more than ${MAX_FRONTENDS} frontends over this process's life: restart it`);
+    }
     // An operator's weights stay while their servers do.
     const kept = new Set<number>();
     for (const be of prepared.backends) {
@@ -222,7 +319,19 @@ export class Running {
     const p = this.plan;
     this.plan = { ...plan, workers: p.workers, processes: p.processes, maxConnections: p.maxConnections, join: p.join, admin: p.admin, adminToken: p.adminToken };
     const c = prepared.changes;
-    this.log.info(`reloaded: ${plan.frontends.length} frontend(s) (${c.added.length} new, ${c.removed.length} taken out), ${plan.backends.length} backend(s)`);
+    const line = `reloaded: ${plan.frontends.length} frontend(s) (${c.added.length} new, ${c.removed.length} taken out), ${plan.backends.length} backend(s)`;
+    if (quiet) this.log.debug(line);
+    else this.log.info(line);
+  }
+}
+
+/** HTTP toxics only on HTTP frontends: a config file reports it with its place; this catches any other way in. */
+function checkToxicModes(frontends: readonly FrontendConfig[]): void {
+  for (const f of frontends) {
+    for (const t of f.toxics) {
+      const problem = modeProblem(t.type, f.mode);
+      if (problem !== null) throw new ProxyError(CODES.BAD_CONFIG, `frontend ${f.name}: toxic ${t.name}: ${problem}`);
+    }
   }
 }
 

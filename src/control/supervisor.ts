@@ -41,6 +41,11 @@ export type WorkerSetOptions = {
   maxPipes: number;
   backlog: number;
   log: Logger;
+  /**
+   * The toxiproxy server's --seed, for the toxics' random draws (toxicity, jitter, slicer sizes); null or
+   * absent: a seed of the worker's own. Each worker gets it as WorkerConfig.seed (and uses seed + index).
+   */
+  toxicSeed?: number | null;
 };
 
 export type WorkerStats = {
@@ -107,7 +112,7 @@ export class WorkerSet {
     this.backlog = backlog;
   }
 
-  /** Where the first frontend listens. */
+  /** Where the first frontend listens (start() has one; the toxiproxy server may have none: then undefined). */
   get address(): Address {
     return this.addresses.find((a) => a !== null)!;
   }
@@ -124,6 +129,7 @@ export class WorkerSet {
         const sab = new SharedArrayBuffer(tableBytes(o.capacity));
         const { port1, port2 } = new MessageChannel();
         const cfg: WorkerConfig = {
+          seed: o.toxicSeed ?? null,
           index: i,
           sab,
           capacity: o.capacity,

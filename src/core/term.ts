@@ -34,7 +34,8 @@ export const TERM = {
   INTERNAL: 20, // the proxy could not go on with it (epoll_ctl failed, too many early tunnel bytes)
   NO_SERVER: 21, // its backend had no server up (or none with a weight) to take it
   KILLED: 22, // closed from the admin endpoint (POST /connections/ID/close)
-  COUNT: 23,
+  TOXIC: 23, // ended by a toxic (docs/toxiproxy.md): timeout, reset_peer, limit_data, a timeout taken away
+  COUNT: 24,
 } as const;
 
 type Info = {
@@ -73,6 +74,7 @@ export const TERM_INFO: readonly Info[] = [
   info('internal', 'I', 503),
   info('no_server', 'S', 503),
   info('killed', 'K'),
+  info('toxic', 'F'),
 ];
 
 export function termName(code: number): string {

@@ -47,7 +47,7 @@ export const ST = {
   PP_WAIT: 10, // HANDSHAKE client: reading its PROXY header; no backend yet
 } as const;
 
-/** Per-slot flag bits (Uint16). Bits 8..15 are unused. */
+/** Per-slot flag bits (Uint16). Bits 9..15 are unused. */
 export const FL = {
   READABLE: 1 << 0, // an EPOLLIN edge came and we have not yet seen EAGAIN (or a short read) since
   W_BLOCKED: 1 << 1, // a write to this fd returned EAGAIN; EPOLLOUT will say when it can take more
@@ -57,6 +57,7 @@ export const FL = {
   QUEUED: 1 << 5, // on the worker's ready queue: stopped reading early to be fair to other connections
   PEER_DONE: 1 << 6, // an RDHUP, HUP or ERR event came: read until 0 or an error, no short-read shortcut
   BUSY: 1 << 7, // backend: counted in its server's active connections (least-conn, random-two) until released
+  TOXIC: 1 << 8, // tunnel: its reads go through a fault lane (src/toxic/), copied, never spliced
 } as const;
 
 /** Shared header: control words (Int32, used with Atomics). Commands travel through the mailbox. */
@@ -71,7 +72,7 @@ export const WSTATE = { STARTING: 0, RUNNING: 1, DRAINING: 2, STOPPED: 3 } as co
 const kindNames = ['none', 'listener', 'waker', 'client', 'backend'];
 const protoNames = ['-', 'handshake', 'tunnel', 'h1-client', 'h1-server'];
 const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE', 'PP_WAIT'];
-const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'BUSY'];
+const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'BUSY', 'TOXIC'];
 
 export function kindName(k: number): string {
   return kindNames[k] ?? `kind${k}`;

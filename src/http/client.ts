@@ -33,6 +33,7 @@ import {
 import { matchRoute } from '../route/index.js';
 import { E, peerAddress, sockError } from '../sys/index.js';
 import {
+  answerFault,
   appendOut,
   fail,
   maybeRaw,
@@ -42,6 +43,7 @@ import {
   resetClient,
   takeBackend,
 } from './exchange.js';
+import { REQ, errorStatus, requestFault, requestFaults } from '../toxic/index.js';
 import { WHY } from './explain.js';
 import { copyBytes, HEAD_ERR, requestHeadError, scanHead, writeHead } from './head.js';
 import { HttpParser, PEV, versionOk } from './parser.js';
@@ -154,6 +156,7 @@ export function progress(ctx: H1Context, c: number): void {
 /** H_HEAD: parse what is in the inbox, else read. True to go on (the state may have changed). */
 function headStep(ctx: H1Context, c: number, gen: number): boolean {
   const t = ctx.t;
+  if (t.ilen[c] > 0 && ctx.faults.plan(t.fe[c]).http && !requestMayGo(ctx, c)) return false;
   if (t.ilen[c] > 0 && parseHead(ctx, c)) return true;
   if (t.gen[c] !== gen || t.state[c] !== ST.H_HEAD) return true;
   if (!(t.flags[c] & FL.READABLE)) return false;
@@ -172,6 +175,18 @@ function headStep(ctx: H1Context, c: number, gen: number): boolean {
   if (n === -E.ENOBUFS) return fail(ctx, c, TERM.HEAD_TOO_LARGE, WHY.HEAD_OVER_BUFFER);
   // EOF or an error between requests is a normal end; inside a head, the client gave up.
   endPair(ctx, c, t.ilen[c] > 0 ? TERM.CLIENT_ABORT : n < 0 ? TERM.CLIENT_RESET : TERM.DONE, false);
+  return false;
+}
+
+/**
+ * HTTP faults (src/toxic/http.ts) on client c's next request, once its request line is in: false when it
+ * waits (http_request_delay; its head deadline moved past the wait) or was dropped (http_request_drop).
+ */
+function requestMayGo(ctx: H1Context, c: number): boolean {
+  const r = requestFault(ctx, c, inbox(ctx, c), ctx.t.ilen[c]);
+  if (r === REQ.GO) return true;
+  if (r === REQ.DROP) endPair(ctx, c, TERM.TOXIC, false);
+  else ctx.timers.arm(c, Math.ceil(ctx.faults.reqAt[c]) + ctx.frontends[ctx.t.fe[c]].headerTimeoutMs);
   return false;
 }
 
@@ -308,6 +323,10 @@ function startRequest(ctx: H1Context, c: number, p: HttpParser, ev: number): boo
   if (p.method === METHOD.HEAD) hf |= H.HEAD_REQ;
   h.hf[c] = hf;
   h.sent[c] = 0;
+  if (ctx.faults.plan(t.fe[c]).http) {
+    const answer = requestFaults(ctx, c, inbox(ctx, c), p.headEnd);
+    if (answer !== null) return answerFault(ctx, c, answer, errorStatus);
+  }
   route(ctx, c);
   const n = forwardHead(ctx, c, p);
   if (n < 0) return false;

@@ -30,6 +30,7 @@ import {
   takeOutbox,
 } from '../transport/index.js';
 import { E } from '../sys/index.js';
+import { LF } from '../toxic/index.js';
 import { adopt } from '../tunnel.js';
 import { explain, WHY } from './explain.js';
 import { copyBytes, primeCopy } from './head.js';
@@ -78,6 +79,24 @@ export function fail(ctx: H1Context, c: number, term: number, why: number, err =
   dropOutbox(ctx, c); // whatever was queued for the backend is dropped; the response goes straight out
   const r = generated(status);
   sendNow(ctx, c, r, r.length);
+  linger(ctx, c);
+  return false;
+}
+
+/**
+ * http_error (src/toxic/http.ts): client c's request is answered with `answer` (status `status`, with
+ * Connection: close) instead of going to a backend, counted as a generated response ended by a toxic.
+ */
+export function answerFault(ctx: H1Context, c: number, answer: Buffer, status: number): false {
+  const t = ctx.t;
+  recordTerm(t, c, TERM.TOXIC);
+  t.ctr[CTR.GENERATED]++;
+  t.ctr[feBase(t.fe[c]) + FE.STATUS + statusClass(status)]++;
+  if (ctx.alog.on[t.fe[c]]) {
+    ctx.alog.status[c] = status;
+    ctx.alog.write(t, c, TERM.TOXIC, ctx.hrNow);
+  }
+  sendNow(ctx, c, answer, answer.length);
   linger(ctx, c);
   return false;
 }
@@ -330,6 +349,9 @@ export function maybeRaw(ctx: H1Context, s: number): void {
   const t = ctx.t;
   const h = ctx.h1;
   if (ctx.frontends[t.fe[s]].spliceMode === SPLICE_MODE.OFF || t.ilen[s] > 0) return;
+  // A response to be cut after some bytes (http_body_limit) is copied, so that the cut can be counted.
+  const peer = t.peer[s];
+  if (peer >= 0 && ctx.faults.lflags.length > 0 && ctx.faults.lflags[peer] & LF.CUT) return;
   const p = h.parsers[s]!;
   if ((p.flags & (HF.CONTENT_LENGTH | HF.CHUNKED)) !== HF.CONTENT_LENGTH || p.contentLength < RAW_MIN) return;
   h.rawLeft[s] = p.contentLength;

@@ -19,6 +19,8 @@ import {
   WRITE_EVENTS,
   consumeInbox,
   dropInbox,
+  dropOutbox,
+  endPair,
   flush,
   inbox,
   noteEvents,
@@ -30,6 +32,7 @@ import {
   unblocked,
 } from '../transport/index.js';
 import { E } from '../sys/index.js';
+import { LF, headHeld, responseHeadCame } from '../toxic/index.js';
 import {
   appendOut,
   connectDeadlineOver,
@@ -133,7 +136,12 @@ function progress(ctx: H1Context, b: number): void {
     }
     if (!outEmpty(ctx, b)) {
       if (t.flags[c] & FL.W_BLOCKED) return;
-      const f = flush(ctx, b, c);
+      if (ctx.faults.headAt.length > 0 && ctx.faults.headAt[c] > 0 && headHeld(ctx, c, b)) return;
+      const f = ctx.faults.lflags.length > 0 && ctx.faults.lflags[c] & LF.CUT ? flushCut(ctx, b, c) : flush(ctx, b, c);
+      if (f === CUT_DONE) {
+        endPair(ctx, c, TERM.TOXIC, false);
+        return;
+      }
       if (f < 0) {
         resetClient(ctx, c, TERM.CLIENT_RESET, WHY.WRITE_CLIENT, f);
         return;
@@ -147,6 +155,28 @@ function progress(ctx: H1Context, b: number): void {
     }
     if (!(t.flags[b] & FL.READABLE) || !readStep(ctx, b, c)) return;
   }
+}
+
+// flushCut()'s answer when the cut was reached: the client is to be closed.
+const CUT_DONE = 2;
+
+/**
+ * flush() for a response that http_body_limit cuts (src/toxic/http.ts): at most what is left before the cut
+ * is written; CUT_DONE once the cut is reached with bytes of the response held back.
+ */
+function flushCut(ctx: H1Context, b: number, c: number): number {
+  const t = ctx.t;
+  const fx = ctx.faults;
+  if (t.pipe[b] >= 0) return flush(ctx, b, c); // never: a response to cut is copied (exchange.ts: maybeRaw)
+  const held = t.bufLen[b] - t.bufOff[b];
+  const cut = held > fx.bodyLeft[c];
+  if (cut) t.bufLen[b] = t.bufOff[b] + fx.bodyLeft[c];
+  const before = t.bufLen[b] - t.bufOff[b];
+  const f = before === 0 ? 1 : flush(ctx, b, c);
+  if (f < 0) return f;
+  fx.bodyLeft[c] -= f === 1 ? before : before - (t.bufLen[b] - t.bufOff[b]);
+  if (f === 1 && before === 0) dropOutbox(ctx, b);
+  return cut && f === 1 ? CUT_DONE : f;
 }
 
 /** Reads more of the response. True when bytes came (the caller goes on), false to stop. */
@@ -261,6 +291,7 @@ function responseHead(ctx: H1Context, b: number, c: number, headEnd: number, par
   // anything more).
   t.bufLen[b] = n;
   h.hf[c] |= H.HEAD_OUT;
+  if (!interim && ctx.faults.plan(t.fe[c]).http) responseHeadCame(ctx, c, n);
   // The body bytes llhttp parsed with the head go right behind it (the outbox has room: see HEAD_SLACK).
   if (parsed > headEnd) appendOut(ctx, b, buf, headEnd, parsed);
   consumeInbox(ctx, b, parsed);

@@ -4,7 +4,7 @@
 
 import type { ConnTable } from '../core/table.js';
 import type { BufferPool } from '../core/pools.js';
-import type { RouteContext } from '../route/index.js';
+import type { FaultContext } from '../toxic/index.js';
 import { HeadInfo, type HeadOptions } from './head.js';
 import { HttpParser } from './parser.js';
 import { PARSER_TYPE } from './parser-t.js';
@@ -113,7 +113,7 @@ export function backendReserve(capacity: number): number {
 }
 
 /** The context the HTTP/1 proxy runs in: the routing layer's, and its own state. */
-export interface H1Context extends RouteContext {
+export interface H1Context extends FaultContext {
   readonly h1: H1State;
 }
 

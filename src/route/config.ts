@@ -30,6 +30,52 @@ export type RouteConfig = {
   stripPrefix: boolean;
 };
 
+/**
+ * Fault injection (docs/toxiproxy.md): the toxics a frontend's connections go through, Toxiproxy's model
+ * and units. Each type's attributes, all integers: latency and jitter in ms; rate in KB/s (1 KB = 1000
+ * bytes, 0: no limit); delays and timeouts in ms, but the slicer's delay in microseconds; sizes in bytes.
+ */
+export const TOXIC_ATTRIBUTES = {
+  latency: ['latency', 'jitter'],
+  bandwidth: ['rate'],
+  slow_close: ['delay'],
+  timeout: ['timeout'],
+  reset_peer: ['timeout'],
+  slicer: ['average_size', 'size_variation', 'delay'],
+  limit_data: ['bytes'],
+  noop: [],
+  // HTTP faults, for frontends in HTTP mode only; toxicity is drawn per request. A matching request (its
+  // path starts with `path`; '' matches all) is answered `status` with `body` without reaching a server; has
+  // its response head held `delay` ms; has its response cut after `bytes` bytes of body, then the connection
+  // closed; is held `delay` ms before it goes on; is dropped (the client's connection closed, no answer).
+  http_error: ['status', 'body', 'path'],
+  http_head_delay: ['delay', 'path'],
+  http_body_limit: ['bytes', 'path'],
+  http_request_delay: ['delay', 'path'],
+  http_request_drop: ['path'],
+} as const satisfies Record<string, readonly string[]>;
+export type ToxicType = keyof typeof TOXIC_ATTRIBUTES;
+export const TOXIC_TYPES = Object.keys(TOXIC_ATTRIBUTES) as ToxicType[];
+/** The types that act on HTTP requests and responses (HTTP frontends only); the others act on bytes. */
+export const HTTP_TOXIC_TYPES = TOXIC_TYPES.filter((t) => t.startsWith('http_'));
+/** Attributes that are strings (every other attribute is a whole number); '' when not given. */
+export const STRING_ATTRIBUTES: readonly string[] = ['body', 'path'];
+
+/** One toxic on a frontend. */
+export type ToxicConfig = {
+  /** Given by the main thread, never reused in a process: a live connection keeps each toxic's state by it. */
+  id: number;
+  /** Unique among the frontend's toxics, both directions (default `TYPE_STREAM`). */
+  name: string;
+  type: ToxicType;
+  /** Client to server; else server to client (downstream, the default). */
+  upstream: boolean;
+  /** The chance (0..1) that it applies to a connection, drawn once per connection. */
+  toxicity: number;
+  /** Every attribute of its type: 0 (or '' for a string) where none was given. */
+  attributes: Record<string, number | string>;
+};
+
 /** A listener with its protocol and options. Options of the other mode are carried and not used. */
 export type FrontendConfig = {
   name: string;
@@ -59,6 +105,8 @@ export type FrontendConfig = {
   accessLog: string | null;
   /** The access log's format. */
   accessLogFormat: AccessLogFormat;
+  /** Faults its connections go through, in the order they were added (both directions). */
+  toxics: ToxicConfig[];
   /** HTTP: request bodies over this many bytes get 413; 0: no limit. */
   maxBodySize: number;
   /** HTTP: add X-Forwarded-For/-Proto/-Host. */

@@ -11,7 +11,7 @@ import type { ConnTable } from '../core/table.js';
 import { ST } from '../core/types.js';
 import { SPLICE_MODE, type HandshakeContext } from '../transport/index.js';
 import { type Address, addressFamily, encodeSockaddr, formatAddress } from '../sys/index.js';
-import { BALANCES, type BackendConfig, type FrontendConfig, type ServerConfig } from './config.js';
+import { BALANCES, type BackendConfig, type FrontendConfig, type ServerConfig, type ToxicConfig } from './config.js';
 import { compileRoutes, type Route } from './match.js';
 
 /** Frontend.mode values: which protocol a frontend's clients speak. */
@@ -46,6 +46,8 @@ export class Frontend {
   readonly maxHeaderSize: number;
   readonly maxBodySize: number;
   readonly forwardedHeaders: boolean;
+  /** Faults its connections go through (src/toxic/ compiles them). */
+  readonly toxics: readonly ToxicConfig[];
   /** Taken out by a reload: its listener is closed; its connections finish with the options they had. */
   removed = false;
 
@@ -64,6 +66,7 @@ export class Frontend {
     this.maxHeaderSize = c.maxHeaderSize;
     this.maxBodySize = c.maxBodySize;
     this.forwardedHeaders = c.forwardedHeaders;
+    this.toxics = c.toxics;
   }
 }
 

@@ -9,6 +9,7 @@ export {
   close,
   connect,
   epollWait,
+  epollWaitFine,
   errnoName,
   getpid,
   lowMemory,

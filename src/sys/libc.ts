@@ -234,6 +234,30 @@ export function epollWait(epfd: number, events: Uint8Array, max: number, timeout
   return e === E.EINTR ? 0 : -e;
 }
 
+// epoll_pwait2(2) (Linux 5.11, glibc 2.35) takes its timeout as a timespec: what the fault clock's
+// sub-millisecond wake-ups need (src/toxic/clock.ts). Where it is missing, a whole-millisecond epoll_wait,
+// rounded up, stands in.
+let pwait2: ReturnType<typeof libc.func> | null = null;
+try {
+  pwait2 = libc.func('int epoll_pwait2(int epfd, void *events, int maxevents, void *timeout, void *sigmask)');
+} catch {
+  pwait2 = null;
+}
+// struct timespec as two int64, little-endian, written as four int32 (no BigInt made per call).
+const timespec = new Int32Array(4);
+
+/** epoll_wait(2) with a timeout of `ms` milliseconds and a fraction (>= 0); as epollWait() otherwise. */
+export function epollWaitFine(epfd: number, events: Uint8Array, max: number, ms: number): number {
+  if (pwait2 === null) return epollWait(epfd, events, max, Math.ceil(ms));
+  const sec = Math.floor(ms / 1000);
+  timespec[0] = sec;
+  timespec[2] = Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6));
+  const r = pwait2(epfd, events, max, timespec, null) as number;
+  if (r !== -1) return r;
+  const e = koffi.errno();
+  return e === E.EINTR ? 0 : -e;
+}
+
 /** pipe2(2) into fds[0] (read end) and fds[1] (write end): 0 or -errno. */
 export function pipe2(fds: Int32Array, flags: number): number {
   const r = c.pipe2(fds, flags) as number;

@@ -257,6 +257,30 @@ export function flush(ctx: WorkerContext, src: number, dst: number): number {
   return m;
 }
 
+/**
+ * Reads from s into `room` bytes at C address `addr` (a fault lane, src/toxic/): bytes read, 0 at EOF, or
+ * -errno; -EAGAIN and a short read clear READABLE.
+ */
+export function readInto(ctx: WorkerContext, s: number, addr: number, room: number): number {
+  const t = ctx.t;
+  const n = rx(t, s, addr, room);
+  if (n > 0) shortRead(t, s, n, room);
+  else if (n === -E.EAGAIN) t.flags[s] &= ~FL.READABLE;
+  return n;
+}
+
+/**
+ * Sends `len` bytes at C address `addr` (read from src, held in its fault lane) to dst, counted as moved:
+ * bytes sent, or -errno. EAGAIN and a partial write set dst's W_BLOCKED (its EPOLLOUT resumes the caller).
+ */
+export function sendFrom(ctx: WorkerContext, src: number, dst: number, addr: number, len: number): number {
+  const t = ctx.t;
+  const m = tx(t, dst, addr, len);
+  if (m > 0) moved(ctx, src, dst, t.kind[src] === KIND.CLIENT, m);
+  if ((m >= 0 && m < len) || m === -E.EAGAIN) t.flags[dst] |= FL.W_BLOCKED;
+  return m;
+}
+
 /** Counts m bytes moved from src to dst: in the worker's totals, the frontend's, the server's and the client's. */
 function moved(ctx: WorkerContext, src: number, dst: number, up: boolean, m: number): void {
   const t = ctx.t;

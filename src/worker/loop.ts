@@ -28,8 +28,9 @@ import * as h1server from '../http/server.js';
 import { H1State, type H1Context, roomForClient } from '../http/state.js';
 import { type Backend, type BackendConfig, type Frontend, type FrontendConfig, MODE, type Server, applyRoutes, releaseServer } from '../route/index.js';
 import { CONN_EVENTS, ProxyState, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted } from '../transport/index.js';
+import { Faults } from '../toxic/index.js';
 import * as tunnel from '../tunnel.js';
-import { E, EPOLL, EventBuffer, SOCK, accept4, close, epollAdd, epollCreate, epollWait, errnoName, read, setNoDelay } from '../sys/index.js';
+import { E, EPOLL, EventBuffer, SOCK, accept4, close, epollAdd, epollCreate, epollWait, epollWaitFine, errnoName, read, setNoDelay } from '../sys/index.js';
 import { type ControlMessage, readMailbox } from './mailbox.js';
 
 /** Everything a worker is started with (workerData). Plain data, and its mailbox: it crosses the thread boundary. */
@@ -54,6 +55,8 @@ export type WorkerConfig = {
   bufferSize: number;
   maxPipes: number;
   logLevel: number;
+  /** Seeds the toxics' random draws (src/toxic/); absent: from the clock. Worker i uses seed + i. */
+  seed?: number | null;
 };
 
 // One epoll_wait returns at most this many events. 256 keeps the event buffer at 3 KiB and amortises the
@@ -85,6 +88,7 @@ export class WorkerLoop implements H1Context {
   /** Sized for the table once a frontend or backend needs them (a reload may bring the first), else empty. */
   pp: ProxyState;
   h1: H1State;
+  readonly faults: Faults;
   now = Date.now();
   hrNow = performance.timeOrigin + performance.now();
   draining = false;
@@ -114,6 +118,7 @@ export class WorkerLoop implements H1Context {
     this.alog = new AccessLog(cfg.ring);
     this.alog.configure(cfg.frontends, C);
     applyRoutes(this, cfg.frontends, cfg.backends);
+    this.faults = new Faults(cfg.seed != null ? cfg.seed + cfg.index : (Math.random() * 2 ** 32) >>> 0);
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     // Two per slot are allowed from the start, whatever the frontends (the pool's index arrays cost about 20
     // bytes a slot; its buffers are made only when used): a reload may bring the first HTTP frontend.
@@ -123,6 +128,7 @@ export class WorkerLoop implements H1Context {
     this.pp = new ProxyState(0);
     this.sizeState(cfg.frontends, cfg.backends);
     this.timers = new TimerWheel(C, Date.now());
+    this.faults.update(this);
     this.qSlot = new Int32Array(C);
     this.qGen = new Uint32Array(C);
     this.mailbox = cfg.mailbox;
@@ -147,7 +153,9 @@ export class WorkerLoop implements H1Context {
     this.log.debug(`running, ${t.capacity} slots`);
     while (!this.stopping) {
       if (this.draining && t.ctr[CTR.ACTIVE] === 0) break;
-      const n = epollWait(this.epfd, ev.bytes, MAX_EVENTS, this.waitMs(Date.now()));
+      const ms = this.waitMs(Date.now());
+      // A fault clock's wake has a fraction of a millisecond; every other timeout is whole.
+      const n = ms % 1 === 0 ? epollWait(this.epfd, ev.bytes, MAX_EVENTS, ms) : epollWaitFine(this.epfd, ev.bytes, MAX_EVENTS, ms);
       if (n < 0) throw new Error(`epoll_wait: ${errnoName(n)}`);
       this.now = Date.now();
       this.hrNow = performance.timeOrigin + performance.now();
@@ -174,6 +182,8 @@ export class WorkerLoop implements H1Context {
       }
       this.runReady();
       if (this.timers.armed > 0) this.timers.advance(this.now, this.onTimer);
+      const clock = this.faults.clock;
+      if (clock !== null && clock.pending) clock.advance(this.hrNow, t.gen, this.onFault);
     }
     this.shutdownAll();
   }
@@ -188,6 +198,13 @@ export class WorkerLoop implements H1Context {
     let timeout = this.qLen > 0 ? 0 : this.acceptPausedUntil > 0 ? Math.max(0, this.acceptPausedUntil - now) : -1;
     const sooner = (due: number) => (timeout = timeout < 0 ? due : Math.min(timeout, due));
     if (this.timers.armed > 0 && timeout !== 0) sooner(this.timers.timeoutMs(now));
+    const clock = this.faults.clock;
+    if (clock !== null && clock.pending && timeout !== 0) {
+      const due = clock.timeoutMs(performance.timeOrigin + performance.now());
+      if (due >= 0) sooner(due);
+    }
+    const lanes = this.faults.lanes;
+    if (lanes !== null && lanes.excess > 0 && now >= this.nextTrim) lanes.trim();
     if (this.bufs.excess > 0) {
       // Buffer pages beyond the warm reserve go back once a second (pools.ts).
       if (now >= this.nextTrim) {
@@ -237,6 +254,9 @@ export class WorkerLoop implements H1Context {
         return;
     }
   }
+
+  /** The fault clock (src/toxic/) woke slot s: a held piece, request or response head is due; it goes on. */
+  private readonly onFault = (s: number): void => this.resume(s);
 
   private readonly onTimer = (s: number): void => {
     switch (this.t.proto[s]) {
@@ -418,6 +438,9 @@ export class WorkerLoop implements H1Context {
       case 'log-level':
         this.log.level = m.level;
         return;
+      case 'close-frontend':
+        this.closeFrontend(m.fe);
+        return;
     }
   };
 
@@ -430,9 +453,13 @@ export class WorkerLoop implements H1Context {
    * any more has its idle connections closed. Connections already paired keep their server.
    */
   private reroute(frontends: (FrontendConfig | null)[], backends: (BackendConfig | null)[], listenFds: number[]): void {
+    const had = frontends.map((_, i) => this.frontends[i] !== undefined);
     const changes = applyRoutes(this, frontends, backends);
+    // An index given again (its frontend retired, every connection of it closed): its counters start over.
+    for (const i of changes.added) if (had[i]) this.t.ctr.fill(0, feBase(i), feBase(i) + FE.SIZE);
     this.alog.configure(frontends, this.t.capacity);
     this.sizeState(frontends, backends);
+    this.faults.update(this);
     for (const i of changes.removed) {
       const s = this.listenerSlots[i] ?? -1;
       if (s >= 0) this.closeSlot(s, false);
@@ -456,6 +483,12 @@ export class WorkerLoop implements H1Context {
     if (this.h1.hf.length === 0 && frontends.some((f) => f?.mode === 'http')) this.h1 = new H1State(C);
     const proxied = frontends.some((f) => f?.acceptProxy) || backends.some((b) => b !== null && b.sendProxy !== 0);
     if (this.pp.client.length === 0 && proxied) this.pp = new ProxyState(C);
+  }
+
+  /** Ends every client connection of frontend fe, and its backend side with it. */
+  private closeFrontend(fe: number): void {
+    const t = this.t;
+    for (let s = 0; s < t.capacity; s++) if (t.kind[s] === KIND.CLIENT && t.fe[s] === fe) endPair(this, s, TERM.STOPPED, false);
   }
 
   /** Closes frontend fe's HTTP clients that wait between requests, and its clients that sent nothing yet. */
@@ -506,6 +539,7 @@ export class WorkerLoop implements H1Context {
     }
     if (t.kind[s] === KIND.CLIENT) this.pp.release(s);
     else if (t.kind[s] === KIND.LISTENER) this.listenerSlots[t.fe[s]] = -1;
+    this.faults.release(s);
     releaseSlot(this, s, abort);
   }
 

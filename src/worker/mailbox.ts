@@ -32,7 +32,9 @@ export type ControlMessage =
   /** The admin endpoint closes client slot `slot` if it still holds the connection of generation `gen`. */
   | { type: 'close'; slot: number; gen: number }
   /** The admin endpoint changed the log level. */
-  | { type: 'log-level'; level: number };
+  | { type: 'log-level'; level: number }
+  /** Close every client connection of frontend `fe` (a Toxiproxy proxy disabled or deleted). */
+  | { type: 'close-frontend'; fe: number };
 
 /** Hands every message waiting on `port` to `handle`, in the order they were posted. */
 export function readMailbox(port: MessagePort, handle: (m: ControlMessage) => void): void {

@@ -1,6 +1,7 @@
 // The admin endpoint: the live connection list (a held connection with its bytes and the kernel's TCP_INFO,
 // filters, a request in flight), its actions (drain, maintenance and weight of a server, closing one
-// connection, the log level), the bearer token, the CLI's default and `off`.
+// connection, the log level), toxics (their routes and the library's calls), the bearer token, the CLI's
+// default and `off`.
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
@@ -216,4 +217,78 @@ t.test('admin off: the library default and --admin off; the CLI banner names it 
   const bad = await runCli(['start', '--listen', '127.0.0.1:0', '--admin', '10.0.0.1:9901']);
   t.equal(bad.code, 2, 'a non-loopback --admin without a token: exit 2');
   t.match(bad.stderr, /admin-token/, 'saying to give a token');
+});
+
+t.test("toxics through the admin endpoint: Toxiproxy's bodies, statuses and words; HTTP toxics on HTTP frontends only", async (t) => {
+  const echo = await echoServer();
+  t.teardown(() => echo.close());
+  const proxy = await proxyOf(t, {
+    admin: '127.0.0.1:0',
+    frontends: [
+      { name: 'raw', listen: '127.0.0.1:0', mode: 'tcp', backend: 'echo' },
+      { name: 'web', listen: '127.0.0.1:0', mode: 'http', backend: 'echo', toxics: [{ type: 'http_request_delay', name: 'slow', attributes: { delay: 5 } }] },
+    ],
+    backends: [{ name: 'echo', servers: [`127.0.0.1:${echo.port}`] }],
+  });
+  const body = (method: string, path: string, b: unknown) => admin(proxy, path, { method, body: typeof b === 'string' ? b : JSON.stringify(b), headers: { 'Content-Type': 'application/json' } });
+  const live = await connect(portOf(proxy, 'raw'));
+  t.teardown(() => live.destroy());
+  live.write('a');
+  t.equal((await readBytes(live, 1)).toString(), 'a', 'a live connection');
+
+  t.same((await admin(proxy, '/frontends/raw/toxics')).json, [], 'none at first');
+  t.same((await admin(proxy, '/frontends/web/toxics')).json.map((x: any) => x.name), ['slow'], "the config file's");
+  const added = await body('POST', '/frontends/raw/toxics', { type: 'latency', stream: 'upstream', attributes: { latency: 100 } });
+  t.equal(added.status, 200);
+  t.same(added.json, { attributes: { latency: 100, jitter: 0 }, name: 'latency_upstream', type: 'latency', stream: 'upstream', toxicity: 1 });
+  t.equal((await body('POST', '/frontends/raw/toxics', { type: 'noop' })).status, 200, 'a second one');
+  t.same((await admin(proxy, '/frontends/raw/toxics')).json.map((x: any) => x.name), ['latency_upstream', 'noop_downstream'], 'listed');
+  const merged = await body('PATCH', '/frontends/raw/toxics/latency_upstream', { attributes: { jitter: 4 } });
+  t.same(merged.json.attributes, { latency: 100, jitter: 4 }, 'an update merges');
+  t.same((await body('POST', '/frontends/raw/toxics/latency_upstream', { toxicity: 0.25 })).json.toxicity, 0.25, 'POST updates too');
+  t.same((await admin(proxy, '/frontends/raw/toxics/latency_upstream')).json.attributes, { latency: 100, jitter: 4 }, 'GET one');
+  live.write('b');
+  t.equal((await readBytes(live, 1)).toString(), 'b', 'the live connection is still there');
+
+  const dup = await body('POST', '/frontends/raw/toxics', { type: 'latency', stream: 'upstream' });
+  t.equal(dup.status, 409);
+  t.same(dup.json, { error: 'toxic already exists', status: 409 }, "Toxiproxy's error shape");
+  t.same((await body('POST', '/frontends/raw/toxics', { type: 'http_error' })).json, {
+    error: 'toxic type http_error acts on HTTP requests: it needs mode http (this is tcp)',
+    status: 400,
+  });
+  t.equal((await body('POST', '/frontends/web/toxics', { type: 'http_error', attributes: { status: 503, body: 'no' } })).status, 200, 'on an HTTP frontend');
+  t.same((await body('POST', '/frontends/raw/toxics', '')).json, { error: 'bad request body: EOF', status: 400 });
+  t.match((await body('POST', '/frontends/raw/toxics', { type: 'latency', name: 'x', attributes: { latency: 1.5 } })).json, { status: 400, error: /cannot unmarshal number 1\.5/ });
+  t.match((await body('POST', '/frontends/raw/toxics', { type: 'latency', name: 'x', toxicity: 2 })).json, { status: 400, error: 'toxicity must be a number from 0 to 1, not 2' }, 'stricter than the API: toxicity 0..1');
+  t.same((await body('POST', '/frontends/nope/toxics', { type: 'noop' })).json, { error: 'frontend not found', status: 404 });
+  t.same((await admin(proxy, '/frontends/raw/toxics/nope')).json, { error: 'toxic not found', status: 404 });
+  t.equal((await admin(proxy, '/frontends/raw/toxics', { method: 'PUT' })).status, 405, 'another method: 405');
+
+  const del = await admin(proxy, '/frontends/raw/toxics/noop_downstream', { method: 'DELETE' });
+  t.equal(del.status, 204, 'deleted');
+  t.same((await admin(proxy, '/frontends/raw/toxics/noop_downstream', { method: 'DELETE' })).json, { error: 'toxic not found', status: 404 }, 'twice: 404');
+});
+
+t.test('toxics in the library: addToxic, updateToxic, removeToxic, toxics; they survive an edit of the config', async (t) => {
+  const echo = await echoServer();
+  t.teardown(() => echo.close());
+  const proxy = await proxyOf(t, {
+    frontends: [{ name: 'raw', listen: '127.0.0.1:0', backend: 'echo' }],
+    backends: [{ name: 'echo', servers: [`127.0.0.1:${echo.port}`] }],
+  });
+  const added = await proxy.addToxic('raw', { type: 'bandwidth', attributes: { rate: 1000 } });
+  t.same(added, { attributes: { rate: 1000 }, name: 'bandwidth_downstream', type: 'bandwidth', stream: 'downstream', toxicity: 1 });
+  t.same(await proxy.updateToxic('raw', 'bandwidth_downstream', { toxicity: 0.5 }), { ...added, toxicity: 0.5 });
+  await t.rejects(proxy.addToxic('raw', { type: 'bandwidth' }), { name: 'ApiError', status: 409, message: 'toxic already exists' });
+  await t.rejects(proxy.updateToxic('raw', 'nope', {}), { status: 404, message: 'toxic not found' });
+  t.throws(() => proxy.toxics('nope'), { status: 404, message: 'frontend not found' });
+  await proxy.addFrontend({ name: 'more', listen: '127.0.0.1:0', backend: 'echo' });
+  t.same(proxy.toxics('raw'), [{ ...added, toxicity: 0.5 }], 'an edit of the config (addFrontend) keeps them');
+  const s = await connect(portOf(proxy, 'raw'));
+  t.teardown(() => s.destroy());
+  await proxy.removeToxic('raw', 'bandwidth_downstream');
+  t.same(proxy.toxics('raw'), []);
+  s.write('ok');
+  t.equal((await readBytes(s, 2)).toString(), 'ok', 'the proxy still proxies');
 });

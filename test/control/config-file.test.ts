@@ -95,6 +95,7 @@ const FRONTEND_DEFAULTS = {
   forwardedHeaders: true,
   accessLog: null,
   accessLogFormat: 'haproxy',
+  toxics: [],
 };
 const EXAMPLE_PLAN = {
   frontends: [
@@ -223,6 +224,7 @@ backends:
       mode: 'http',
       backend: 0,
       routes: [],
+      toxics: [],
       splice: 'off',
       acceptProxy: true,
       headerTimeoutMs: 5000,
@@ -245,6 +247,7 @@ backends:
       mode: 'http',
       backend: 1,
       routes: [],
+      toxics: [],
       splice: 'on',
       acceptProxy: false,
       headerTimeoutMs: 500,
@@ -505,7 +508,7 @@ headerTimeoutMs: 1000
   t.strictSame(await problems(t, text), [
     'ffi-proxy.yaml:4: frontends[0].backends: unknown key (did you mean "backend"?)',
     'ffi-proxy.yaml:5: frontends[0].balance: unknown key here: "balance" belongs at the top level or in a backend',
-    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format',
+    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, toxics, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format',
     'ffi-proxy.yaml:10: backends[0].listen: unknown key here: "listen" belongs in a frontend',
     'ffi-proxy.yaml:11: backends[0].health.intervall: unknown key (did you mean "interval"?)',
     'ffi-proxy.yaml:12: servers: unknown key here: "servers" belongs in a backend',
@@ -704,4 +707,88 @@ backends:
       '  server unix:/run/static.sock',
     ].join('\n'),
   );
+});
+
+t.test("toxics: Toxiproxy's defaults (name TYPE_STREAM, downstream, toxicity 1, every attribute 0 or ''); HTTP ones with strings", async (t) => {
+  const plan = await parseConfig(
+    `frontends:
+  - name: db
+    listen: 127.0.0.1:0
+    backend: app
+    toxics:
+      - { type: latency, attributes: { latency: 100 } }
+      - { name: cut, type: limit_data, stream: upstream, toxicity: 0.5, attributes: { bytes: -1 } }
+      - { type: slicer }
+  - name: web
+    listen: 127.0.0.1:0
+    mode: http
+    backend: app
+    toxics:
+      - { type: http_error, attributes: { status: 503, body: "down for a while", path: /api/ } }
+      - { type: http_request_drop, toxicity: 0 }
+backends:
+  - name: app
+    servers: [127.0.0.1:9001]
+`,
+    'x.yaml',
+    opts,
+  );
+  t.strictSame(plan.frontends[0].toxics, [
+    { id: -1, name: 'latency_downstream', type: 'latency', upstream: false, toxicity: 1, attributes: { latency: 100, jitter: 0 } },
+    { id: -1, name: 'cut', type: 'limit_data', upstream: true, toxicity: 0.5, attributes: { bytes: -1 } },
+    { id: -1, name: 'slicer_downstream', type: 'slicer', upstream: false, toxicity: 1, attributes: { average_size: 0, size_variation: 0, delay: 0 } },
+  ]);
+  t.strictSame(plan.frontends[1].toxics, [
+    { id: -1, name: 'http_error_downstream', type: 'http_error', upstream: false, toxicity: 1, attributes: { status: 503, body: 'down for a while', path: '/api/' } },
+    { id: -1, name: 'http_request_drop_downstream', type: 'http_request_drop', upstream: false, toxicity: 0, attributes: { path: '' } },
+  ]);
+});
+
+t.test('toxics: every mistake is a problem at its line', async (t) => {
+  const text = `frontends:
+  - name: db
+    listen: 127.0.0.1:8080
+    mode: tcp
+    backend: app
+    toxics:
+      - { type: latncy }
+      - { type: latency, stream: sideways }
+      - { type: latency, name: l, toxicity: 2 }
+      - { type: latency, name: l, attributes: { latency: 1.5, jitter: "10" } }
+      - { type: bandwidth, attributes: { rate: 10, burst: 2 } }
+      - { type: timeout, name: t, colour: red }
+      - { name: x }
+  - name: web
+    listen: 127.0.0.1:8081
+    mode: http
+    backend: app
+    toxics:
+      - { type: http_error, name: e, attributes: { status: 500, path: 5 } }
+      - { type: latency }
+backends:
+  - name: app
+    servers: [127.0.0.1:9001]
+`;
+  t.strictSame(await problems(t, text), [
+    'ffi-proxy.yaml:7: frontends[0].toxics[0].type: must be one of latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, noop, http_error, http_head_delay, http_body_limit, http_request_delay, http_request_drop, not "latncy" (did you mean "latency"?)',
+    'ffi-proxy.yaml:8: frontends[0].toxics[1].stream: must be one of upstream, downstream, not "sideways"',
+    'ffi-proxy.yaml:9: frontends[0].toxics[2].toxicity: must be a number from 0 to 1, not 2',
+    'ffi-proxy.yaml:10: frontends[0].toxics[3].name: "l" is already the name of another toxic of this frontend',
+    'ffi-proxy.yaml:10: frontends[0].toxics[3].attributes.latency: must be a whole number, not 1.5',
+    'ffi-proxy.yaml:10: frontends[0].toxics[3].attributes.jitter: must be a whole number, not "10"',
+    'ffi-proxy.yaml:11: frontends[0].toxics[4].attributes.burst: bandwidth has no attribute "burst"; it takes rate',
+    'ffi-proxy.yaml:12: frontends[0].toxics[5].colour: unknown key; a toxic takes name, type, stream, toxicity, attributes',
+    'ffi-proxy.yaml:13: frontends[0].toxics[6]: "type" is required',
+    'ffi-proxy.yaml:19: frontends[1].toxics[0].attributes.path: must be a string, not 5',
+    'ffi-proxy.yaml:20: frontends[1].toxics[1].type: toxic type latency acts on the bytes of a TCP proxy: in mode http use the http_* types (http_request_delay, http_head_delay, ...)',
+  ]);
+});
+
+t.test('toxics: an HTTP toxic on a TCP frontend is refused (it acts on requests)', async (t) => {
+  const { start } = await import('../../dist/index.js');
+  const config = {
+    frontends: [{ name: 'db', listen: '127.0.0.1:0', backend: 'app', toxics: [{ type: 'http_error', attributes: { status: 503 } }] }],
+    backends: [{ name: 'app', servers: ['127.0.0.1:9001'] }],
+  };
+  await t.rejects(start({ config, workers: 1, logLevel: 'silent' }), { message: /http_error acts on HTTP requests: it needs mode http \(this is tcp\)/ });
 });
