@@ -112,7 +112,7 @@ const PROXIES = proxyList(mode, { forwarded: FORWARDED });
 
 const only = argValue(argv, 'only');
 // The access-log entries are measured on request (--only, or ab.mjs): the run of record compares proxies as set up without one.
-let selected = PROXIES.filter((p) => !p.logged);
+let selected = PROXIES.filter((p) => !p.logged && !p.optional);
 if (only !== undefined) {
   const want = only.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = want.filter((w) => !PROXIES.some((p) => p.id === w));

@@ -19,7 +19,7 @@ const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
  * backendPort (ab.mjs --servers N), balanced round-robin: ffi-proxy through a config file written into
  * `dir`, with the same settings as its flags; HAProxy with one server line each and `balance roundrobin`.
  * One port (or a list of one) runs exactly what it always has. `logged`: an entry with an access log, which
- * bench.mjs runs only when --only names it. `cli`: the cli.js the ffi entries run
+ * bench.mjs runs only when --only names it; `optional`: another entry bench.mjs runs only when named. `cli`: the cli.js the ffi entries run
  * (ab.mjs --b-ref passes one built from another commit); the other entries are the same whatever it is.
  */
 export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI } = {}) {
@@ -80,6 +80,26 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
           }),
           cpu,
         ),
+    },
+    // The toxiproxy server (docs/toxiproxy.md) running one proxy with no toxic, made by its -config file
+    // (a populate array): the same frontend as ffi-auto's, so the two should cost the same per request.
+    {
+      id: 'ffi-toxiproxy',
+      label: 'ffi-proxy toxiproxy, 1 proxy, no toxic',
+      ffi: true,
+      optional: true,
+      banner: true,
+      start: (port, backendPort, cpu, dir) => {
+        const file = join(dir, `toxiproxy-${port}.json`);
+        writeFileSync(file, JSON.stringify([{ name: 'bench', listen: `${HOST}:${port}`, upstream: `${HOST}:${[backendPort].flat()[0]}` }]) + '\n');
+        return startPinned(
+          `ffi-proxy toxiproxy${from}`,
+          cpu,
+          process.execPath,
+          [cli, 'toxiproxy', '-host', HOST, '-port', '0', '-config', file, '--log-level', 'warn'],
+          { ready: /toxiproxy API on/ },
+        );
+      },
     },
     {
       id: 'node-pipe',
