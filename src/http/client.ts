@@ -45,16 +45,18 @@ import {
 } from './exchange.js';
 import { REQ, errorStatus, requestFault, requestFaults } from '../toxic/index.js';
 import { WHY } from './explain.js';
-import { copyBytes, HEAD_ERR, requestHeadError, scanHead, writeHead } from './head.js';
+import { copyBytes, HEAD_ERR, scanHead, writeHead } from './head.js';
 import { HttpParser, PEV, versionOk } from './parser.js';
 import { HF, METHOD, PARSER_TYPE } from './parser-t.js';
 import { H, type H1Context, TURNS } from './state.js';
+import { requestHeadError } from './target.js';
 
 /** Idempotent methods (RFC 9110 9.2.2) that may be replayed on a new connection: DELETE, GET, HEAD, PUT,
  * OPTIONS, TRACE, by llhttp_method_t value. */
 const IDEMPOTENT = new Set([0, 1, 2, 4, 6, 7]);
-const SP = 0x20;
-const SLASH = 0x2f;
+
+/** The log words for each HEAD_ERR requestHeadError() returns, by its value (all answered 400). */
+const HEAD_WHY = [WHY.NONE, WHY.TOO_MANY_FIELDS, WHY.NO_HOST, WHY.MANY_HOSTS, WHY.BAD_HOST, WHY.BAD_TARGET, WHY.TARGET_FORM, WHY.HOST_MISMATCH];
 
 /** Client c of an HTTP frontend, just accepted: its first request's head has the header timeout. */
 export function open(ctx: H1Context, c: number): void {
@@ -281,11 +283,12 @@ function acceptable(ctx: H1Context, c: number, p: HttpParser, headEnd: number): 
   const info = ctx.h1.info;
   if (headEnd > f.maxHeaderSize) return fail(ctx, c, TERM.HEAD_TOO_LARGE, WHY.HEAD_OVER_LIMIT);
   if (!versionOk(p)) return fail(ctx, c, TERM.MALFORMED, WHY.BAD_VERSION);
+  const buf = inbox(ctx, c);
+  if (scanHead(buf, 0, headEnd, info) === HEAD_ERR.TOO_MANY_FIELDS) return fail(ctx, c, TERM.HEAD_TOO_LARGE, WHY.TOO_MANY_FIELDS);
+  const err = requestHeadError(buf, 0, info, p.method, p.httpMinor);
+  if (err !== HEAD_ERR.NONE) return fail(ctx, c, TERM.MALFORMED, HEAD_WHY[err]);
+  // A well-formed CONNECT (authority-form, checked above) is one the proxy does not do.
   if (p.method === METHOD.CONNECT) return fail(ctx, c, TERM.NOT_IMPLEMENTED, WHY.CONNECT_METHOD);
-  if (scanHead(inbox(ctx, c), 0, headEnd, info) === HEAD_ERR.TOO_MANY_FIELDS) return fail(ctx, c, TERM.HEAD_TOO_LARGE, WHY.TOO_MANY_FIELDS);
-  const err = requestHeadError(info, p.httpMinor);
-  if (err === HEAD_ERR.NO_HOST) return fail(ctx, c, TERM.MALFORMED, WHY.NO_HOST);
-  if (err === HEAD_ERR.MANY_HOSTS) return fail(ctx, c, TERM.MALFORMED, WHY.MANY_HOSTS);
   if (info.transferEncodings > 0 && !(info.transferEncodings === 1 && info.chunkedOnly)) {
     return fail(ctx, c, TERM.NOT_IMPLEMENTED, WHY.CODING);
   }
@@ -343,8 +346,10 @@ function startRequest(ctx: H1Context, c: number, p: HttpParser, ev: number): boo
 }
 
 /**
- * Which backend c's request goes to: the first of its frontend's routes that its Host and path match, else
- * the frontend's backend; and the prefix that route strips (for writeHead), if it strips one.
+ * Which backend c's request goes to: the first of its frontend's routes that its host and path match, else
+ * the frontend's backend; and the prefix that route strips (for writeHead), if it strips one. The host is
+ * the one the backend is sent (info.hostStart: Host, which an absolute-form target's authority agrees with,
+ * or that authority in an HTTP/1.0 request without Host).
  */
 function route(ctx: H1Context, c: number): void {
   const f = ctx.frontends[ctx.t.fe[c]];
@@ -353,37 +358,15 @@ function route(ctx: H1Context, c: number): void {
   h.backend[c] = f.backend;
   o.cutLen = 0;
   if (f.routes.length === 0) return;
-  const buf = inbox(ctx, c);
   const info = h.info;
-  // The target lies between the start line's first space and its last (strict llhttp: single spaces).
-  let ts = 0;
-  while (buf[ts] !== SP) ts++;
-  ts++;
-  let te = info.startLineEnd;
-  while (buf[te - 1] !== SP) te--;
-  te--;
-  const ps = pathStart(buf, ts, te);
-  const hs = info.host >= 0 ? info.spans[info.host * 4 + 2] : -1;
-  const he = info.host >= 0 ? info.spans[info.host * 4 + 3] : -1;
-  const r = matchRoute(f.routes, buf, hs, he, ps, te);
+  const ps = info.pathStart;
+  const r = matchRoute(f.routes, inbox(ctx, c), info.hostStart, info.hostEnd, ps, info.targetEnd);
   if (r === null) return;
   h.backend[c] = r.backend;
   if (r.strip > 0) {
     o.cutAt = ps;
     o.cutLen = r.strip;
   }
-}
-
-/** Where the path of the target buf[ts..te) starts: an origin-form target is one; an absolute-form one's follows its authority. -1: none ('*', an authority alone). */
-function pathStart(buf: Uint8Array, ts: number, te: number): number {
-  if (buf[ts] === SLASH) return ts;
-  for (let p = ts; p + 2 < te; p++) {
-    if (buf[p] === 0x3a && buf[p + 1] === SLASH && buf[p + 2] === SLASH) {
-      for (let q = p + 3; q < te; q++) if (buf[q] === SLASH) return q;
-      return -1;
-    }
-  }
-  return -1;
 }
 
 /** Writes the request head, rewritten, into c's outbox and consumes it: its length, or -1 after fail(). */

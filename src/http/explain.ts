@@ -45,6 +45,10 @@ export const WHY = {
   WRITE_CLIENT: 34, // errno
   EARLY_BYTES: 35, // more bytes after a 101's heads than a buffer holds
   NO_SERVER: 36, // the backend has no server up
+  BAD_HOST: 37, // the Host value is not uri-host [":" port]
+  BAD_TARGET: 38, // the request-target is not valid (target.ts)
+  TARGET_FORM: 39, // the request-target's form does not fit the method
+  HOST_MISMATCH: 40, // an absolute-form target's authority and Host disagree
 } as const;
 
 /**
@@ -96,6 +100,10 @@ export function explain(ctx: H1Context, c: number, why: number, err: number): st
     case WHY.WRITE_CLIENT: return `write to client: ${errnoName(err)}`;
     case WHY.EARLY_BYTES: return 'upgrade: more early tunnel bytes than a buffer holds';
     case WHY.NO_SERVER: return `${be}: no server up`;
+    case WHY.BAD_HOST: return 'invalid Host (not host[:port])';
+    case WHY.BAD_TARGET: return 'invalid request-target';
+    case WHY.TARGET_FORM: return 'request-target form not allowed with this method (* is for OPTIONS, host:port for CONNECT)';
+    case WHY.HOST_MISMATCH: return 'Host names another host or port than the absolute-form target';
     default: return `why ${why}`;
   }
 }

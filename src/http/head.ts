@@ -4,6 +4,7 @@
 //
 //   scanHead(head) -> HeadInfo: a span per field line (name, value with OWS trimmed), Host count,
 //                                the fields Connection names, Transfer-Encoding
+//   requestHeadError() (target.ts) -> the Host and request-target rules, which also fill the target's spans
 //   writeHead(head, info, out, opts)  -> the head for the next hop, either way: hop-by-hop fields removed
 //                                (RFC 9110 7.6.1), the proxy's Connection line, X-Forwarded-* on requests
 //
@@ -14,7 +15,16 @@
 /** At most this many field lines per head: HAProxy's default (tune.http.maxhdr 101) rounded; past it, 431. */
 export const MAX_FIELDS = 100;
 
-export const HEAD_ERR = { NONE: 0, TOO_MANY_FIELDS: 1, NO_HOST: 2, MANY_HOSTS: 3 } as const;
+export const HEAD_ERR = {
+  NONE: 0,
+  TOO_MANY_FIELDS: 1,
+  NO_HOST: 2,
+  MANY_HOSTS: 3,
+  BAD_HOST: 4, // the Host value is not uri-host [":" port]
+  BAD_TARGET: 5, // the request-target is not valid (a fragment, an unknown scheme, a bad authority)
+  TARGET_FORM: 6, // the request-target's form does not fit the method
+  HOST_MISMATCH: 7, // an absolute-form target's authority and Host name different hosts or ports
+} as const;
 
 export class HeadInfo {
   /** 4 per field line: nameStart, nameEnd, valueStart, valueEnd (offsets into the scanned buffer). */
@@ -26,6 +36,20 @@ export class HeadInfo {
   fieldsEnd = 0;
   hosts = 0;
   host = -1; // field index of the (first) Host
+  /**
+   * The request's host, which it is routed by and X-Forwarded-Host names: the Host value's span (scanHead),
+   * or an absolute-form target's authority when there is no Host (requestHeadError); -1 when neither.
+   */
+  hostStart = -1;
+  hostEnd = -1;
+  // Filled by requestHeadError (target.ts) for requests: the request-target buf[target..targetEnd), where its
+  // path starts (-1: none, as `*`), an absolute-form target's authority (-1: none) and its scheme's port.
+  target = 0;
+  targetEnd = 0;
+  pathStart = -1;
+  authStart = -1;
+  authEnd = -1;
+  defaultPort = 80;
   /** Transfer-Encoding field lines, and whether the one seen is exactly `chunked` (the only coding we relay). */
   transferEncodings = 0;
   chunkedOnly = false;
@@ -71,7 +95,7 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
 
 /**
  * Fills `info` from the head in buf[start..end) (end = just past the blank line's LF). Returns a HEAD_ERR:
- * TOO_MANY_FIELDS (answer 431). Host and Connection rules are checked by requestHeadError().
+ * TOO_MANY_FIELDS (answer 431). The Host and request-target rules are checked by requestHeadError() (target.ts).
  */
 export function scanHead(buf: Uint8Array, start: number, end: number, info: HeadInfo): number {
   info.count = 0;
@@ -105,6 +129,8 @@ export function scanHead(buf: Uint8Array, start: number, end: number, info: Head
     classify(buf, info, i, ns, ne, vs, ve);
   }
   info.fieldsEnd = p;
+  info.hostStart = info.host >= 0 ? info.spans[info.host * 4 + 2] : -1;
+  info.hostEnd = info.host >= 0 ? info.spans[info.host * 4 + 3] : -1;
   return HEAD_ERR.NONE;
 }
 
@@ -145,16 +171,6 @@ function connectionTokens(buf: Uint8Array, info: HeadInfo, vs: number, ve: numbe
     if (eqLower(buf, ts, te, 'close') || eqLower(buf, ts, te, 'keep-alive') || eqLower(buf, ts, te, 'upgrade')) continue;
     info.connectionNamed.push(Buffer.from(buf.buffer, buf.byteOffset + ts, te - ts).toString('latin1').toLowerCase());
   }
-}
-
-/**
- * The proxy's request rules beyond llhttp's: an HTTP/1.1 request needs exactly one Host (RFC 9112 3.2: a
- * server MUST answer 400 when it is missing or repeated); HTTP/1.0 may omit it but not repeat it.
- */
-export function requestHeadError(info: HeadInfo, httpMinor: number): number {
-  if (info.hosts > 1) return HEAD_ERR.MANY_HOSTS;
-  if (info.hosts === 0 && httpMinor === 1) return HEAD_ERR.NO_HOST;
-  return HEAD_ERR.NONE;
 }
 
 function isHopByHop(buf: Uint8Array, info: HeadInfo, ns: number, ne: number, keepUpgrade: boolean): boolean {
@@ -286,7 +302,7 @@ function text(s: string, out: Buffer, n: number): number {
 
 /**
  * The X-Forwarded-For and X-Forwarded-Proto lines (and the start of X-Forwarded-Host, whose value is the
- * request's own Host) as bytes, kept for the last client and proto asked: a worker writes the same few
+ * request's host) as bytes, kept for the last client and proto asked: a worker writes the same few
  * client addresses over and over, so they are encoded once rather than per request, and go out in one copy.
  */
 class ForwardedLines {
@@ -377,14 +393,14 @@ export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: B
     if (prior) {
       const lines = `X-Forwarded-For: ${prior}, ${fwd.clientAddress}\r\nX-Forwarded-Proto: ${fwd.proto}\r\n`;
       if ((n = text(lines, out, n)) < 0) return -1;
-      if (info.host >= 0 && (n = copy(XFH, 0, XFH.length, out, n)) < 0) return -1;
+      if (info.hostStart >= 0 && (n = copy(XFH, 0, XFH.length, out, n)) < 0) return -1;
     } else {
       // The usual case: the lines as bytes, kept from the last request with the same client and proto.
-      const lines = forwardedLines.of(fwd.clientAddress, fwd.proto, info.host >= 0);
+      const lines = forwardedLines.of(fwd.clientAddress, fwd.proto, info.hostStart >= 0);
       if ((n = copy(lines, 0, lines.length, out, n)) < 0) return -1;
     }
-    if (info.host >= 0) {
-      if ((n = copy(buf, spans[info.host * 4 + 2], spans[info.host * 4 + 3], out, n)) < 0) return -1;
+    if (info.hostStart >= 0) {
+      if ((n = copy(buf, info.hostStart, info.hostEnd, out, n)) < 0) return -1;
       if ((n = crlf(out, n)) < 0) return -1;
     }
   }

@@ -25,7 +25,7 @@ export const HF = {
 } as const;
 
 /** llhttp_method_t values the proxy treats specially. */
-export const METHOD = { HEAD: 2, CONNECT: 5 } as const;
+export const METHOD = { HEAD: 2, CONNECT: 5, OPTIONS: 6 } as const;
 
 /**
  * Byte offsets into struct llhttp__internal_s (llhttp_t) on 64-bit targets:

@@ -7,7 +7,7 @@ export const GENERATED = {
   408: ['Request Timeout', 'the request did not arrive in time'],
   413: ['Content Too Large', 'the request body is over the limit'],
   431: ['Request Header Fields Too Large', 'the request head is over the limit'],
-  501: ['Not Implemented', 'the transfer coding is not supported'],
+  501: ['Not Implemented', 'the method (CONNECT) or the transfer coding is not supported'],
   502: ['Bad Gateway', 'the backend refused, reset or sent an invalid response'],
   503: ['Service Unavailable', 'no backend could be reached, or the proxy is full'],
   504: ['Gateway Timeout', 'the backend did not answer in time'],

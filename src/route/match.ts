@@ -4,8 +4,9 @@
 //   an exact host, then '*.suffix' hosts (the longest suffix first), then routes for any host; within each,
 //   the longest path prefix first, then routes for any path; the frontend's own backend when none matches.
 //
-// Hosts compare ASCII case-insensitively, with the Host value's port left out; paths compare byte for byte
-// from the start of the target's path (origin-form '/a/b', or the path of an absolute-form target).
+// Hosts compare ASCII case-insensitively, with the Host value's port and a final dot left out; paths compare
+// byte for byte from the start of the target's path (origin-form '/a/b', or the path of an absolute-form
+// target). The HTTP side hands over a host it has checked (src/http/target.ts).
 
 import type { RouteConfig } from './config.js';
 
@@ -50,7 +51,12 @@ export function compileRoutes(routes: RouteConfig[]): Route[] {
  */
 export function matchRoute(routes: readonly Route[], buf: Uint8Array, hs: number, he: number, ps: number, pe: number): Route | null {
   let hostEnd = he;
-  if (hs >= 0) hostEnd = hostWithoutPort(buf, hs, he);
+  if (hs >= 0) {
+    hostEnd = hostWithoutPort(buf, hs, he);
+    // `example.com.` is example.com written as a fully qualified name, and a backend (nginx among them)
+    // takes it as the same host: a route that missed it would send it past its own backend.
+    if (hostEnd > hs && buf[hostEnd - 1] === 0x2e /* . */) hostEnd--;
+  }
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i];
     if (r.host !== null && (hs < 0 || !hostMatches(r, buf, hs, hostEnd))) continue;
