@@ -22,6 +22,7 @@ const { start, CODES, ProxyError, DEFAULTS, ConfigError, toxiproxy, TOXIPROXY_VE
 const { loadConfigFile, describePlan } = await import('./control/config-file.js');
 type ProxyPlan = import('./control/plan.js').ProxyPlan;
 const { startFleet } = await import('./control/fleet.js');
+const { makeSelfSigned, SELF_SIGNED_DAYS } = await import('./control/tls.js');
 const { Logger, levelNumber } = await import('./core/log.js');
 const { formatAddress } = await import('./sys/index.js');
 type StartOptions = import('./index.js').StartOptions;
@@ -145,6 +146,12 @@ const argv = await yargs(rawArgs)
     type: 'string',
     describe: 'the bearer token the admin endpoint requires (needed when --admin is not a loopback address)',
   })
+  .option('tls', {
+    type: 'boolean',
+    describe: 'terminate TLS: with --tls-cert and --tls-key, with those files; alone, with a self-signed certificate for localhost made at start (docs/tls.md)',
+  })
+  .option('tls-cert', { type: 'string', describe: 'terminate TLS with this PEM certificate (its chain may follow it); needs --tls-key' })
+  .option('tls-key', { type: 'string', describe: "the PEM private key of --tls-cert's certificate, unencrypted" })
   .option('host', { type: 'string', describe: 'toxiproxy: the address the API listens on [default: localhost, i.e. 127.0.0.1]' })
   .option('port', { type: 'number', describe: 'toxiproxy: the port the API listens on (0: any free port) [default: 8474]' })
   .option('seed', { type: 'number', describe: "toxiproxy: seed of the toxics' random draws, for runs that repeat [default: random]" })
@@ -219,8 +226,9 @@ let processes = argv.processes;
 // The CLI's admin endpoint is on by default, where its port is free (the library's is off).
 const adminOptions = { admin: argv.admin, adminToken: argv['admin-token'], adminFallback: 'auto' };
 let options: StartOptions;
+let selfSigned: import('./control/tls.js').SelfSigned | null = null;
 if (configFile !== undefined) {
-  const stray = ['listen', 'backend', 'mode', 'splice', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'access-log', 'access-log-format'].find(given);
+  const stray = ['listen', 'backend', 'mode', 'splice', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'access-log', 'access-log-format', 'tls', 'tls-cert', 'tls-key'].find(given);
   if (stray !== undefined) fail(`--${stray} cannot be given with --config: say it in ${configFile} (only ${BESIDE_CONFIG.slice(1).map((f) => `--${f}`).join(', ')} may be)`, EXIT_USAGE);
   let plan: ProxyPlan;
   try {
@@ -259,8 +267,22 @@ if (configFile !== undefined) {
     join: argv.join,
     accessLog: argv['access-log'],
     accessLogFormat: argv['access-log-format'],
+    tls: argv.tls,
+    tlsCert: argv['tls-cert'],
+    tlsKey: argv['tls-key'],
     ...adminOptions,
   };
+  // --tls alone: the certificate is made here, so that the banner can say where it is (the library's
+  // `tls: true` makes the same one, silently).
+  if (argv.tls === true && argv['tls-cert'] === undefined && argv['tls-key'] === undefined) {
+    try {
+      selfSigned = makeSelfSigned();
+    } catch (e) {
+      fail(`--tls: cannot make a self-signed certificate: ${(e as Error).message}`, EXIT_FAILURE);
+    }
+    options.tlsCert = selfSigned.cert;
+    options.tlsKey = selfSigned.key;
+  }
 }
 
 type Running = {
@@ -302,7 +324,7 @@ try {
 const where = formatAddress(proxy.address);
 const lines =
   configFile === undefined
-    ? [`ffi-proxy ${pkg.version} listening on ${where} (${argv.mode} mode, ${shape}, up to ${proxy.capacityPerWorker} connections each worker)`]
+    ? [`ffi-proxy ${pkg.version} listening on ${where} (${argv.mode} mode${options.tlsCert === undefined ? '' : ' over TLS'}, ${shape}, up to ${proxy.capacityPerWorker} connections each worker)`]
     : [
         `ffi-proxy ${pkg.version} running ${configFile} (${shape}, up to ${proxy.capacityPerWorker} connections each worker)`,
         ...proxy.listening().map((l) => `frontend ${l.name}: listening on ${formatAddress(l.address)}`),
@@ -310,10 +332,17 @@ const lines =
 if (configFile !== undefined) {
   // The file names its backends: `ffi-proxy check --config FILE` prints them.
 } else if (proxy.demoBackend) {
-  lines.push(`backend: the built-in demo backend on ${formatAddress(proxy.backend)}; try: curl http://${where}/`);
+  const curl = options.tlsCert === undefined ? `curl http://${where}/` : `curl ${selfSigned ? `--cacert ${selfSigned.cert}` : '-k'} https://${where}/`;
+  lines.push(`backend: the built-in demo backend on ${formatAddress(proxy.backend)}; try: ${curl}`);
   lines.push('to proxy your own service: npx ffi-proxy start --backend HOST:PORT');
 } else {
   lines.push(`backend: ${formatAddress(proxy.backend)}`);
+}
+if (selfSigned !== null) {
+  lines.push(`tls: a self-signed certificate for localhost, 127.0.0.1 and ::1 (valid ${SELF_SIGNED_DAYS} days), made for this run: ${selfSigned.cert}`);
+  lines.push(`  SHA-256 fingerprint ${selfSigned.fingerprint256}`);
+} else if (options.tlsCert !== undefined) {
+  lines.push(`tls: ${options.tlsCert}`);
 }
 if (proxy.admin) lines.push(`admin: http://${formatAddress(proxy.admin)}/ (status page; /metrics, /stats, /connections; ffi-proxy top)`);
 if (argv['log-level'] !== 'silent') process.stdout.write(lines.join('\n') + '\n');
@@ -359,7 +388,7 @@ if (configFile !== undefined) {
  */
 async function runToxiproxy(): Promise<number> {
   const only = ['host', 'port', 'config', 'seed', 'workers', 'log-level', 'proxy-metrics', 'runtime-metrics'];
-  const stray = ['listen', 'backend', 'mode', 'processes', 'splice', 'drain-timeout', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'join', 'access-log', 'access-log-format', 'admin', 'admin-token', 'interval', 'once'].find(given);
+  const stray = ['listen', 'backend', 'mode', 'processes', 'splice', 'drain-timeout', 'header-timeout', 'idle-timeout', 'backend-timeout', 'tunnel-timeout', 'max-header-size', 'max-body-size', 'forwarded-headers', 'accept-proxy', 'send-proxy', 'join', 'access-log', 'access-log-format', 'admin', 'admin-token', 'interval', 'once', 'tls', 'tls-cert', 'tls-key'].find(given);
   if (stray !== undefined) fail(`--${stray} is not a toxiproxy flag (it takes ${only.map((f) => `--${f}`).join(', ')})`, EXIT_USAGE);
   for (const flag of ['port', 'seed', 'workers'] as const) {
     const v = argv[flag];

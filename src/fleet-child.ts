@@ -1,15 +1,21 @@
 // One process of a `--processes` fleet (control/fleet.ts). Its options arrive as JSON in argv[2], already checked
 // and resolved by the parent: a config document with the ports the parent reserved. The parent may send it
 // another to reload. It starts the proxy, says "ready" (or why it could not) over IPC, and drains
-// and exits on SIGTERM or SIGINT, or when the parent is gone: a fleet never outlives its supervisor.
+// and exits on SIGTERM or SIGINT, or when the parent is gone: a fleet never outlives its supervisor. Its TLS
+// session ticket keys are the parent's, from the environment (control/tls.ts).
 
 import type { ChildMessage, ParentMessage } from './control/fleet.js';
+import { TICKET_KEYS_ENV, adoptTicketKeys } from './control/tls.js';
 import { start, ProxyError, type StartOptions } from './index.js';
 
 const say = (m: ChildMessage) => process.send?.(m);
 
 let proxy: Awaited<ReturnType<typeof start>>;
 try {
+  // The parent's TLS session ticket keys: every process of the fleet resumes the others' sessions.
+  const keys = process.env[TICKET_KEYS_ENV];
+  delete process.env[TICKET_KEYS_ENV];
+  if (keys !== undefined) adoptTicketKeys(keys);
   proxy = await start(JSON.parse(process.argv[2]) as StartOptions);
 } catch (e) {
   const code = e instanceof ProxyError ? e.code : null;

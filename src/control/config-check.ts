@@ -40,7 +40,9 @@ const BACKEND_OPTION_KEYS = ['balance', 'send-proxy', 'retries'] as const;
 const PROCESS_KEYS = ['workers', 'processes', 'drain-timeout', 'log-level', 'max-connections', 'admin', 'admin-token'] as const;
 const KEYS = {
   top: ['frontends', 'backends', ...PROCESS_KEYS, ...FRONTEND_OPTION_KEYS, ...BACKEND_OPTION_KEYS],
-  frontend: ['name', 'listen', 'mode', 'backend', 'routes', 'toxics', ...FRONTEND_OPTION_KEYS],
+  frontend: ['name', 'listen', 'mode', 'backend', 'routes', 'toxics', 'tls', ...FRONTEND_OPTION_KEYS],
+  tls: ['cert', 'key', 'certificates'],
+  certificate: ['cert', 'key'],
   toxic: ['name', 'type', 'stream', 'toxicity', 'attributes'],
   route: ['host', 'path', 'backend', 'strip-prefix'],
   backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries'],
@@ -56,6 +58,8 @@ const PLACE_NAMES: Record<Place, string> = {
   server: 'in a server',
   health: 'in health',
   toxic: 'in a toxic',
+  tls: 'in tls',
+  certificate: 'in one of tls.certificates',
 };
 export const LOG_LEVELS = Object.keys(LEVEL) as LevelName[];
 
@@ -87,7 +91,7 @@ export const SERVER_SYNTAX = 'HOST:PORT, [IPv6]:PORT or unix:/path';
 export type Obj = { [key: string]: unknown };
 type Where = { order: number; line: number | null; keyLine: number | null };
 type Problem = { order: number; seq: number; line: number | null; text: string };
-export type FrontendOptions = Omit<FrontendConfig, 'name' | 'listen' | 'mode' | 'backend' | 'routes' | 'toxics'>;
+export type FrontendOptions = Omit<FrontendConfig, 'name' | 'listen' | 'mode' | 'backend' | 'routes' | 'toxics' | 'tls'>;
 export type BackendOptions = Pick<BackendConfig, 'balance' | 'sendProxy' | 'retries'>;
 
 export const FRONTEND_DEFAULTS: FrontendOptions = {
@@ -118,6 +122,21 @@ export function isObj(v: unknown): v is Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
+}
+
+/** Records where every path of a plain document is, in document order (object key order); no lines. */
+export function indexObject(c: Check, v: unknown, path: string, ancestors: Set<unknown>): void {
+  c.where.set(path, { order: c.where.size, line: null, keyLine: null });
+  if (ancestors.has(v)) return;
+  if (Array.isArray(v)) {
+    ancestors.add(v);
+    v.forEach((x, i) => indexObject(c, x, item(path, i), ancestors));
+    ancestors.delete(v);
+  } else if (isObj(v)) {
+    ancestors.add(v);
+    for (const k of Object.keys(v)) indexObject(c, v[k], child(path, k), ancestors);
+    ancestors.delete(v);
+  }
 }
 
 /** A value as a problem quotes it: strings as JSON (one line), collections by kind. */
@@ -183,6 +202,8 @@ export function didYouMean(word: unknown, choices: readonly string[]): string {
 export class Check {
   readonly where = new Map<string, Where>();
   private readonly problems: Problem[] = [];
+  /** What is not wrong but deserves a word (an expired certificate), each `FILE:LINE: PATH: WHAT`, in the order found. */
+  readonly warnings: string[] = [];
   // The keys each map's unknown keys were taken for: a missing one of them is that problem, not another.
   private readonly meant = new WeakMap<Obj, Set<string>>();
   // Values that could not be read from the YAML (an alias to nothing): their null says nothing more.
@@ -204,6 +225,12 @@ export class Check {
     const line = w === undefined ? null : atKey ? (w.keyLine ?? w.line) : w.line;
     const text = `${this.file}${line === null ? '' : `:${line}`}: ${path === '' ? '(top)' : path}: ${what}`;
     this.problems.push({ order: w?.order ?? 0, seq: this.problems.length, line, text });
+  }
+
+  /** Records a warning at `path`, written as a problem is; it does not stop the document from running. */
+  warning(path: string, what: string): void {
+    const line = this.where.get(path)?.line ?? null;
+    this.warnings.push(`${this.file}${line === null ? '' : `:${line}`}: ${path}: ${what}`);
   }
 
   /** Reports that the value at `path` could not be read: it is left out of every later check. */
@@ -263,7 +290,7 @@ export class Check {
         hint =
           elsewhere.length > 0
             ? `unknown key here: "${k}" belongs ${elsewhere.map((p) => PLACE_NAMES[p]).join(' or ')}`
-            : `unknown key; ${place === 'top' ? 'the top level' : place === 'health' ? 'health' : `a ${place}`} takes ${quoteList(allowed)}`;
+            : `unknown key; ${place === 'top' ? 'the top level' : place === 'health' || place === 'tls' ? place : `a ${place}`} takes ${quoteList(allowed)}`;
       }
       this.problem(child(path, k), hint, true);
     }

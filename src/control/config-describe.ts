@@ -34,7 +34,7 @@ export function describePlan(plan: ProxyPlan): string {
   lines.push(`global: workers ${plan.workers}, processes ${plan.processes}, drain-timeout ${drain}, log-level ${plan.logLevel}, ${maxConn}`);
   const backendName = (i: number): string => plan.backends[i]?.name ?? `#${i}`;
   for (const f of plan.frontends) {
-    let head = `frontend ${f.name}: listen ${formatAddress(f.listen)}, ${f.mode}, backend ${backendName(f.backend)}`;
+    let head = `frontend ${f.name}: listen ${formatAddress(f.listen)}, ${f.mode}${f.tls ? ' over tls' : ''}, backend ${backendName(f.backend)}`;
     if (f.routes.length > 0) {
       const routes = f.routes.map((r) => `${r.host ?? ''}${r.path ?? ''} -> ${backendName(r.backend)}${r.stripPrefix ? ' (strip prefix)' : ''}`);
       head += `; routes: ${routes.join(', ')}`;
@@ -58,6 +58,11 @@ export function describePlan(plan: ProxyPlan): string {
       o.push(`toxic ${t.name}: ${t.type} ${t.upstream ? 'upstream' : 'downstream'}${attrs ? ` ${attrs}` : ''}${t.toxicity < 1 ? ` toxicity ${t.toxicity}` : ''}`);
     }
     lines.push(`  ${o.join(', ')}`);
+    // The default certificate first: served when SNI chooses no other.
+    f.tls?.certs.forEach((c, i) => {
+      const names = c.names.length === 0 ? 'no DNS name' : c.names.join(' ');
+      lines.push(`  certificate ${c.cert}${i === 0 ? ' (default)' : ''}: ${names}; key ${c.key}`);
+    });
   }
   for (const b of plan.backends) {
     const backups = b.servers.filter((s) => s.backup).length;

@@ -13,11 +13,12 @@
 
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve as resolvePath } from 'node:path';
 // The YAML parser is loaded when a config is first parsed from text: a proxy started from flags, or from a
 // document object, never loads it (it costs the main thread a few MB).
 import type { Document, LineCounter } from 'yaml';
 type Yaml = typeof import('yaml');
-import type { LevelName } from '../core/log.js';
+import { LEVEL, type LevelName, Logger } from '../core/log.js';
 import {
   type BackendConfig,
   BALANCES,
@@ -36,9 +37,11 @@ import { type Address, type AddressSpec, formatAddress, ipv6Bytes } from '../sys
 import {
   BACKEND_DEFAULTS, type BackendOptions, Check, ConfigError, FRONTEND_DEFAULTS, type FrontendOptions, HOST_RE, LOG_LEVELS,
   MAX_CONNECTIONS, MAX_PROCESSES, MAX_RETRIES, MAX_RISE_FALL, MAX_WEIGHT, MAX_WORKERS, type Obj, PATH_RE, SERVER_SYNTAX,
-  child, closest, didYouMean, isObj, item, quoteList, show,
+  child, closest, didYouMean, indexObject, isObj, item, quoteList, show,
 } from './config-check.js';
 import { DEFAULTS, MAX_HEADER_SIZE_LIMIT, SEND_PROXY, resolveAddress } from './config.js';
+import { checkTls } from './config-tls.js';
+import { TLS_WITH_PROXY } from './tls.js';
 import { checkToxics } from './config-toxics.js';
 import type { ProxyPlan } from './plan.js';
 
@@ -48,22 +51,11 @@ export { describePlan } from './config-describe.js';
 export type ConfigOptions = {
   /** Turns a host name into an address; default resolveAddress (DNS). Tests pass their own to avoid DNS. */
   resolve?: (spec: AddressSpec, role: string) => Promise<Address>;
+  /** What relative file paths (TLS certificates) are relative to: a file's own folder; a document's, the working directory. */
+  baseDir?: string;
+  /** Where warnings go (an expired certificate), each one line; default: the log, as warnings. */
+  warn?: (msg: string) => void;
 };
-
-/** Records where every path of a plain document is, in document order (object key order); no lines. */
-function indexObject(c: Check, v: unknown, path: string, ancestors: Set<unknown>): void {
-  c.where.set(path, { order: c.where.size, line: null, keyLine: null });
-  if (ancestors.has(v)) return;
-  if (Array.isArray(v)) {
-    ancestors.add(v);
-    v.forEach((x, i) => indexObject(c, x, item(path, i), ancestors));
-    ancestors.delete(v);
-  } else if (isObj(v)) {
-    ancestors.add(v);
-    for (const k of Object.keys(v)) indexObject(c, v[k], child(path, k), ancestors);
-    ancestors.delete(v);
-  }
-}
 
 // Deeper than any valid document goes (top, frontends, a frontend, routes, a route, a value): beyond this
 // is a mistake, and converting it further would only cost time.
@@ -164,7 +156,7 @@ export async function parseConfig(text: string, file: string, opts: ConfigOption
   }
   if (c.count > 0) throw c.error();
   const root = fromYaml(y, c, doc, lc, doc.contents, '', null, new Set());
-  return build(c, root, opts);
+  return build(c, root, { baseDir: dirname(resolvePath(file)), ...opts });
 }
 
 /**
@@ -186,6 +178,8 @@ type FrontendDraft = {
   backend: Ref | undefined;
   /** One per route in config.routes. */
   routes: (Ref | undefined)[];
+  /** The `tls` value and its path, read once the shape of the rest is known (config-tls.ts reads files). */
+  tls: { path: string; value: unknown } | undefined;
 };
 /** An address still to be resolved, and where to put it. */
 type Pending = { path: string; spec: AddressSpec; set: (a: Address) => void };
@@ -395,8 +389,13 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
   linkBackends(c, drafts, backends, pending);
   const unresolved = await resolveAll(c, pending, resolve);
   checkListens(c, drafts, unresolved);
+  const baseDir = opts.baseDir ?? process.cwd();
+  await Promise.all(drafts.map(async (d) => d.tls && (d.config.tls = (await checkTls(c, d.tls.path, d.tls.value, baseDir)) ?? null)));
+  for (const d of drafts) if (d.tls && d.config.acceptProxy) c.problem(d.tls.path, TLS_WITH_PROXY);
 
   if (c.count > 0) throw c.error();
+  const warn = opts.warn ?? ((m: string) => new Logger(LEVEL[settings.logLevel ?? 'info'], 'main').warn(m));
+  for (const w of c.warnings) warn(w);
   let id = 0;
   for (const b of backends.list) for (const s of b.servers) s.id = id++;
   // No problem was found, so no setting is undefined.
@@ -516,6 +515,7 @@ function frontend(c: Check, i: number, v: unknown, base: FrontendOptions, names:
     listenPath: child(at, 'listen'),
     backend,
     routes: refs,
+    tls: o.tls === undefined || o.tls === null ? undefined : { path: child(at, 'tls'), value: o.tls },
   };
 }
 

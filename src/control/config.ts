@@ -3,10 +3,11 @@
 
 import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
-import type { LevelName } from '../core/log.js';
+import { Logger, type LevelName, levelNumber } from '../core/log.js';
 import { ACCESS_LOG_FORMATS, type AccessLogFormat, type Balance, type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
+import { TLS_WITH_PROXY, tlsFromOptions } from './tls.js';
 
 export { MODES, SPLICE_MODES, type Mode, type SpliceMode };
 
@@ -112,6 +113,17 @@ export type StartOptions = {
   accessLogFormat?: AccessLogFormat;
   /** The admin endpoint when neither `admin` nor the config names one: `off` (the default) or the CLI's `auto`. */
   adminFallback?: string;
+  /**
+   * Terminate TLS on the frontend (docs/tls.md): a PEM certificate file (its chain may follow it) and its
+   * private key's PEM file, both or neither. Relative paths are relative to the working directory.
+   */
+  tlsCert?: string;
+  tlsKey?: string;
+  /**
+   * TLS with neither file given: a self-signed certificate for localhost is made at start (EC P-256, 30
+   * days) in a new private temp folder, removed when the process exits. For demos and tests.
+   */
+  tls?: boolean;
 };
 
 /** Where `admin: auto` listens. */
@@ -222,6 +234,8 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
   if (sendProxy !== null && !SEND_PROXY.includes(sendProxy)) {
     throw badOption(`send-proxy must be one of ${SEND_PROXY.join(', ')}, not '${sendProxy}'`);
   }
+  const tls = await tlsFromOptions(o, (m) => new Logger(levelNumber(o.logLevel ?? DEFAULTS.logLevel), 'main').warn(m));
+  if (tls !== null && o.acceptProxy === true) throw badOption(`TLS ${TLS_WITH_PROXY}`);
   // HTTP's own options are checked in HTTP mode only; a TCP frontend carries their defaults, unused.
   const http = mode === 'http';
   const frontend: FrontendConfig = {
@@ -242,6 +256,7 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     accessLog: accessLogPath(o.accessLog),
     accessLogFormat: oneOf('access log format', o.accessLogFormat ?? DEFAULTS.accessLogFormat, ACCESS_LOG_FORMATS),
     toxics: [],
+    ...(tls === null ? {} : { tls }),
   };
   const address: Address = backend ?? { family: 'ipv4', host: '127.0.0.1', port: 0 };
   const name = backend === null ? 'demo' : formatAddress(backend);

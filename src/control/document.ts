@@ -3,7 +3,7 @@
 // removeFrontend() and setServers() edit the current document and reload it, and a --processes fleet hands
 // its children a document with the ports it reserved. Read back by planFromDocument(), it gives the same plan.
 
-import type { BackendConfig, FrontendConfig, HealthConfig, ServerConfig } from '../route/index.js';
+import type { BackendConfig, FrontendConfig, HealthConfig, ServerConfig, TlsConfig } from '../route/index.js';
 import { formatAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
 
@@ -64,7 +64,17 @@ export function frontendDocument(f: FrontendConfig, backends: readonly BackendCo
             attributes: { ...t.attributes },
           })),
         }),
+    ...(f.tls ? { tls: tlsDocument(f.tls) } : {}),
   };
+}
+
+/**
+ * A frontend's TLS: its files' absolute paths (the names are read again from the certificates; the ticket
+ * keys are the process's own, never written out).
+ */
+function tlsDocument(tls: TlsConfig): ConfigDocument {
+  const pairs = tls.certs.map((c) => ({ cert: c.cert, key: c.key }));
+  return pairs.length === 1 ? pairs[0] : { certificates: pairs };
 }
 
 function backendDocument(b: BackendConfig): ConfigDocument {

@@ -27,6 +27,7 @@ import { type ConfigDocument, documentFromPlan } from './document.js';
 import type { ProxyPlan } from './plan.js';
 import { planFromOptions } from './running.js';
 import { restartDelay } from './supervisor.js';
+import { TICKET_KEYS_ENV, processTicketKeys } from './tls.js';
 
 export const MAX_PROCESSES = 64;
 
@@ -213,7 +214,8 @@ class Children {
   /** Starts child `c` and resolves with its first message, or with an error if it exits before sending one. */
   launch(c: Child): Promise<ChildMessage> {
     const proc = fork(this.entry, [this.options], {
-      env: { ...process.env, FFIP_PROCESS: String(c.index) },
+      // The parent's TLS ticket keys, so that a session resumes in any child (in the environment: argv is public).
+      env: { ...process.env, FFIP_PROCESS: String(c.index), [TICKET_KEYS_ENV]: Buffer.from(processTicketKeys()).toString('base64') },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       detached: true,
     });

@@ -35,7 +35,8 @@ export const TERM = {
   NO_SERVER: 21, // its backend had no server up (or none with a weight) to take it
   KILLED: 22, // closed from the admin endpoint (POST /connections/ID/close)
   TOXIC: 23, // ended by a toxic (docs/toxiproxy.md): timeout, reset_peer, limit_data, a timeout taken away
-  COUNT: 24,
+  TLS_HANDSHAKE: 24, // the TLS handshake failed: not TLS, no version or cipher in common, too slow, closed
+  COUNT: 25,
 } as const;
 
 type Info = {
@@ -75,6 +76,7 @@ export const TERM_INFO: readonly Info[] = [
   info('no_server', 'S', 503),
   info('killed', 'K'),
   info('toxic', 'F'),
+  info('tls_handshake', 'C'),
 ];
 
 export function termName(code: number): string {

@@ -22,11 +22,13 @@ export const PROTO = {
   TUNNEL: 2, // either side of a byte tunnel: TCP mode, or an upgraded HTTP pair (src/tunnel.ts)
   H1_CLIENT: 3, // client of an HTTP/1 frontend (src/http/client.ts)
   H1_SERVER: 4, // backend connection carrying HTTP/1 requests (src/http/server.ts)
+  TLS: 5, // client: its TLS handshake, before its frontend's protocol (src/transport/tls.ts)
 } as const;
 
-/** How a slot's bytes reach its fd: the transport seam (src/transport/io.ts). TLS will be 1. */
+/** How a slot's bytes reach its fd: the transport seam (src/transport/io.ts). */
 export const XPRT = {
   PLAIN: 0, // the socket itself: recv, send, splice
+  TLS: 1, // OpenSSL over the socket: SSL_read, SSL_write (src/transport/tls.ts); never spliced
 } as const;
 
 /**
@@ -70,7 +72,7 @@ export const CTL = {
 export const WSTATE = { STARTING: 0, RUNNING: 1, DRAINING: 2, STOPPED: 3 } as const;
 
 const kindNames = ['none', 'listener', 'waker', 'client', 'backend'];
-const protoNames = ['-', 'handshake', 'tunnel', 'h1-client', 'h1-server'];
+const protoNames = ['-', 'handshake', 'tunnel', 'h1-client', 'h1-server', 'tls'];
 const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE', 'PP_WAIT'];
 const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'BUSY', 'TOXIC'];
 

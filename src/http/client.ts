@@ -15,7 +15,7 @@
 import { CTR, FE, feBase } from '../core/counters.js';
 import { TERM } from '../core/term.js';
 import { type ConnTable, LINE_BYTES } from '../core/table.js';
-import { FL, PROTO, ST } from '../core/types.js';
+import { FL, PROTO, ST, XPRT } from '../core/types.js';
 import {
   consumeInbox,
   discard,
@@ -380,7 +380,10 @@ function forwardHead(ctx: H1Context, c: number, p: HttpParser): number {
   const out = takeOutbox(ctx, c);
   const o = h.requestOpts;
   o.forwarded = ctx.frontends[t.fe[c]].forwardedHeaders ? h.forwarded : null;
-  if (o.forwarded !== null) o.forwarded.clientAddress = h.peerText[c]!;
+  if (o.forwarded !== null) {
+    o.forwarded.clientAddress = h.peerText[c]!;
+    o.forwarded.proto = t.xprt[c] === XPRT.TLS ? 'https' : 'http';
+  }
   o.upgrading = (h.hf[c] & H.UPGRADING) !== 0;
   // Keep the backend connection alive for HTTP/1.0 requests too (HTTP/1.1 needs nothing said).
   o.connection = p.httpMinor === 0 ? 'keep-alive' : null;

@@ -321,7 +321,8 @@ class ForwardedLines {
     return host ? this.withHost : this.withoutHost;
   }
 }
-const forwardedLines = new ForwardedLines();
+// One per scheme: a worker serving plain and TLS frontends alike does not encode again at each switch.
+const forwardedLines = { http: new ForwardedLines(), https: new ForwardedLines() };
 
 /** The end of the field line whose value ends at ve: just past its CRLF (after any trailing whitespace). */
 function lineEnd(buf: Uint8Array, ve: number): number {
@@ -396,7 +397,7 @@ export function writeHead(buf: Uint8Array, start: number, info: HeadInfo, out: B
       if (info.hostStart >= 0 && (n = copy(XFH, 0, XFH.length, out, n)) < 0) return -1;
     } else {
       // The usual case: the lines as bytes, kept from the last request with the same client and proto.
-      const lines = forwardedLines.of(fwd.clientAddress, fwd.proto, info.hostStart >= 0);
+      const lines = forwardedLines[fwd.proto === 'https' ? 'https' : 'http'].of(fwd.clientAddress, fwd.proto, info.hostStart >= 0);
       if ((n = copy(lines, 0, lines.length, out, n)) < 0) return -1;
     }
     if (info.hostStart >= 0) {

@@ -76,6 +76,22 @@ export type ToxicConfig = {
   attributes: Record<string, number | string>;
 };
 
+/** A certificate and its private key, PEM files (the certificate's file may carry its chain after it). */
+export type CertConfig = {
+  cert: string;
+  key: string;
+  /** The DNS names it serves (its subjectAltName's, else its CN), read by the main thread: exact, or `*.` wildcards. */
+  names: string[];
+};
+
+/** TLS terminated on a frontend (docs/tls.md). */
+export type TlsConfig = {
+  /** The first is the default: served when the client's SNI name matches no other's names, or it sent none. */
+  certs: CertConfig[];
+  /** 80 bytes of session ticket keys (name, HMAC and AES keys), the same in every worker and process. */
+  ticketKeys: Uint8Array;
+};
+
 /** A listener with its protocol and options. Options of the other mode are carried and not used. */
 export type FrontendConfig = {
   name: string;
@@ -107,6 +123,8 @@ export type FrontendConfig = {
   accessLogFormat: AccessLogFormat;
   /** Faults its connections go through, in the order they were added (both directions). */
   toxics: ToxicConfig[];
+  /** TLS terminated here; null or absent: plain TCP. */
+  tls?: TlsConfig | null;
   /** HTTP: request bodies over this many bytes get 413; 0: no limit. */
   maxBodySize: number;
   /** HTTP: add X-Forwarded-For/-Proto/-Host. */

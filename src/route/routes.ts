@@ -48,6 +48,8 @@ export class Frontend {
   readonly forwardedHeaders: boolean;
   /** Faults its connections go through (src/toxic/ compiles them). */
   readonly toxics: readonly ToxicConfig[];
+  /** Terminates TLS (transport/tls.ts): its clients' bytes are copied, never spliced. */
+  readonly tls: boolean;
   /** Taken out by a reload: its listener is closed; its connections finish with the options they had. */
   removed = false;
 
@@ -55,7 +57,8 @@ export class Frontend {
     this.index = index;
     this.name = c.name;
     this.mode = c.mode === 'http' ? MODE.HTTP : MODE.TCP;
-    this.spliceMode = c.splice === 'on' ? SPLICE_MODE.ON : c.splice === 'off' ? SPLICE_MODE.OFF : SPLICE_MODE.AUTO;
+    this.tls = c.tls != null;
+    this.spliceMode = this.tls || c.splice === 'off' ? SPLICE_MODE.OFF : c.splice === 'on' ? SPLICE_MODE.ON : SPLICE_MODE.AUTO;
     this.acceptProxy = c.acceptProxy;
     this.backend = c.backend;
     this.routes = compileRoutes(c.routes);

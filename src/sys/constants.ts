@@ -79,4 +79,5 @@ export const E = {
   EHOSTUNREACH: 113,
   EALREADY: 114,
   EINPROGRESS: 115,
+  EPROTO: 71, // ours for a TLS error (sys/ssl.ts): the protocol failed, OpenSSL says why
 } as const;

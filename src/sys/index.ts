@@ -30,3 +30,21 @@ export {
   write,
 } from './libc.js';
 export * from './setup.js';
+export {
+  type ContextSpec,
+  contextFree,
+  lastSslCode,
+  onServerName,
+  serverContext,
+  sslAccepting,
+  sslFree,
+  sslHandshake,
+  sslRead,
+  sslReadBuffer,
+  sslReason,
+  sslResumed,
+  sslShutdown,
+  sslWrite,
+  sslWriteBuffer,
+} from './ssl.js';
+export { OpenSslError, type PemPair, type SelfSignedSpec, selfSignedCertificate } from './x509.js';

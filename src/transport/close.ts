@@ -15,9 +15,10 @@ import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { LEVEL } from '../core/log.js';
 import { TERM } from '../core/term.js';
-import { KIND, PROTO } from '../core/types.js';
+import { KIND, PROTO, XPRT } from '../core/types.js';
 import { close, errnoName, setLingerZero } from '../sys/index.js';
 import { dropInbox, dropOutbox } from './boxes.js';
+import { tlsRelease } from './ssl-slots.js';
 
 /** Records why client c is ending, unless a cause was recorded first. */
 export function recordTerm(t: ConnTable, c: number, term: number): void {
@@ -79,6 +80,7 @@ export function releaseSlot(ctx: WorkerContext, s: number, abort: boolean): void
     t.pipe[s] = -1;
   }
   const fd = t.fd[s];
+  if (t.xprt[s] === XPRT.TLS) tlsRelease(s);
   if (abort) setLingerZero(fd);
   t.release(s);
   close(fd); // also removes fd from the epoll set: no fd here is ever dup'ed

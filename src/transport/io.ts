@@ -16,8 +16,11 @@ import { CTR, FE, SV, feBase, svBase } from '../core/counters.js';
 import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { FL, KIND, XPRT } from '../core/types.js';
-import { E, EPOLL, MSG, SHUT, SPLICE_F, recv, recvAt, send, sendAt, shutdown, splice } from '../sys/index.js';
+import {
+  E, EPOLL, MSG, SHUT, SPLICE_F, recv, recvAt, send, sendAt, shutdown, splice, sslRead, sslReadBuffer, sslShutdown, sslWrite, sslWriteBuffer,
+} from '../sys/index.js';
 import { dropInbox, dropOutbox, takeInbox, takeOutbox } from './boxes.js';
+import { sslOf } from './ssl-slots.js';
 
 /** The events every connection is registered for, once, for its whole life (no EPOLL_CTL_MOD). */
 export const CONN_EVENTS = (EPOLL.IN | EPOLL.OUT | EPOLL.RDHUP | EPOLL.ET) >>> 0;
@@ -55,7 +58,8 @@ export function unblocked(t: ConnTable, s: number, events: number): boolean {
 
 /** The short-read rule (above): true when a read of n bytes into `room` cleared READABLE. */
 function shortRead(t: ConnTable, s: number, n: number, room: number): boolean {
-  if (n < room && !(t.flags[s] & FL.PEER_DONE)) {
+  // SSL_read returns a record at a time, whatever the socket holds: a TLS slot reads on to EAGAIN.
+  if (n < room && !(t.flags[s] & FL.PEER_DONE) && t.xprt[s] === XPRT.PLAIN) {
     t.flags[s] &= ~FL.READABLE;
     return true;
   }
@@ -66,21 +70,25 @@ function shortRead(t: ConnTable, s: number, n: number, room: number): boolean {
 
 function rx(t: ConnTable, s: number, addr: number, len: number): number {
   if (t.xprt[s] === XPRT.PLAIN) return recvAt(t.fd[s], addr, len);
+  if (t.xprt[s] === XPRT.TLS) return sslRead(sslOf[s], addr, len);
   return noTransport(t, s);
 }
 
 function rxBuffer(t: ConnTable, s: number, buf: Buffer, len: number): number {
   if (t.xprt[s] === XPRT.PLAIN) return recv(t.fd[s], buf, len);
+  if (t.xprt[s] === XPRT.TLS) return sslReadBuffer(sslOf[s], buf, len);
   return noTransport(t, s);
 }
 
 function tx(t: ConnTable, s: number, addr: number, len: number): number {
   if (t.xprt[s] === XPRT.PLAIN) return sendAt(t.fd[s], addr, len, MSG.NOSIGNAL);
+  if (t.xprt[s] === XPRT.TLS) return sslWrite(sslOf[s], addr, len);
   return noTransport(t, s);
 }
 
 function txBuffer(t: ConnTable, s: number, buf: Uint8Array, len: number): number {
   if (t.xprt[s] === XPRT.PLAIN) return send(t.fd[s], buf, len, MSG.NOSIGNAL);
+  if (t.xprt[s] === XPRT.TLS) return sslWriteBuffer(sslOf[s], buf, len);
   return noTransport(t, s);
 }
 
@@ -119,7 +127,7 @@ export function readOut(ctx: WorkerContext, s: number, spliceMode: number): numb
   t.buf[s] = bi;
   t.bufOff[s] = 0;
   t.bufLen[s] = n;
-  if (!shortRead(t, s, n, size) && spliceMode === SPLICE_MODE.AUTO) t.flags[s] |= FL.SPLICE;
+  if (!shortRead(t, s, n, size) && spliceMode === SPLICE_MODE.AUTO && t.xprt[s] === XPRT.PLAIN) t.flags[s] |= FL.SPLICE;
   return n;
 }
 
@@ -312,6 +320,10 @@ export function sendNow(ctx: WorkerContext, s: number, buf: Uint8Array, len: num
 export function sendFin(ctx: WorkerContext, s: number): number {
   const t = ctx.t;
   if (t.xprt[s] === XPRT.PLAIN) return shutdown(t.fd[s], SHUT.WR);
+  if (t.xprt[s] === XPRT.TLS) {
+    sslShutdown(sslOf[s]); // close_notify, then the FIN
+    return shutdown(t.fd[s], SHUT.WR);
+  }
   return noTransport(t, s);
 }
 

@@ -27,10 +27,26 @@ import { generated } from '../http/responses.js';
 import * as h1server from '../http/server.js';
 import { H1State, type H1Context, roomForClient } from '../http/state.js';
 import { type Backend, type BackendConfig, type Frontend, type FrontendConfig, MODE, type Server, applyRoutes, releaseServer } from '../route/index.js';
-import { CONN_EVENTS, ProxyState, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted } from '../transport/index.js';
+import {
+  CONN_EVENTS,
+  ProxyState,
+  configureTls,
+  endInternal,
+  endPair,
+  intake,
+  intakeTimeout,
+  noteEvents,
+  releaseSlot,
+  sendUnslotted,
+  tlsAccept,
+  tlsFailed,
+  tlsStart,
+} from '../transport/index.js';
 import { Faults } from '../toxic/index.js';
 import * as tunnel from '../tunnel.js';
-import { E, EPOLL, EventBuffer, SOCK, accept4, close, epollAdd, epollCreate, epollWait, epollWaitFine, errnoName, read, setNoDelay } from '../sys/index.js';
+import {
+  E, EPOLL, EventBuffer, SOCK, accept4, close, epollAdd, epollCreate, epollWait, epollWaitFine, errnoName, read, setNoDelay,
+} from '../sys/index.js';
 import { type ControlMessage, readMailbox } from './mailbox.js';
 
 /** Everything a worker is started with (workerData). Plain data, and its mailbox: it crosses the thread boundary. */
@@ -118,6 +134,7 @@ export class WorkerLoop implements H1Context {
     this.alog = new AccessLog(cfg.ring);
     this.alog.configure(cfg.frontends, C);
     applyRoutes(this, cfg.frontends, cfg.backends);
+    configureTls(cfg.frontends, C, this.log);
     this.faults = new Faults(cfg.seed != null ? cfg.seed + cfg.index : (Math.random() * 2 ** 32) >>> 0);
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     // Two per slot are allowed from the start, whatever the frontends (the pool's index arrays cost about 20
@@ -237,6 +254,17 @@ export class WorkerLoop implements H1Context {
         if (got > 0) this.startProtocol(s, got);
         return;
       }
+      case PROTO.TLS: {
+        noteEvents(this.t, s, events);
+        const r = tlsAccept(this.t, s);
+        if (r === 1) {
+          // Its first bytes may have come with the handshake's last flight: read them in a turn of their own.
+          this.startProtocol(s, 0);
+          if (this.t.proto[s] !== PROTO.TLS) this.enqueue(s);
+        }
+        else if (r < 0) tlsFailed(this, s, r, this.frontends[this.t.fe[s]].headerTimeoutMs);
+        return;
+      }
     }
   }
 
@@ -271,6 +299,9 @@ export class WorkerLoop implements H1Context {
         return;
       case PROTO.HANDSHAKE:
         intakeTimeout(this, s, this.frontends[this.t.fe[s]].headerTimeoutMs);
+        return;
+      case PROTO.TLS:
+        tlsFailed(this, s, -E.ETIMEDOUT, this.frontends[this.t.fe[s]].headerTimeoutMs);
         return;
     }
   };
@@ -374,6 +405,8 @@ export class WorkerLoop implements H1Context {
     if (f.acceptProxy) {
       t.proto[c] = PROTO.HANDSHAKE;
       this.timers.arm(c, this.now + f.headerTimeoutMs);
+    } else if (f.tls) {
+      tlsStart(this, c, f.headerTimeoutMs);
     } else {
       this.startProtocol(c, 0);
     }
@@ -389,8 +422,8 @@ export class WorkerLoop implements H1Context {
     t.ctr[fb + FE.ACCEPTED]++;
     t.ctr[fb + FE.REFUSED]++;
     t.ctr[fb + FE.TERM + TERM.TABLE_FULL]++;
-    if (http) t.ctr[fb + FE.STATUS + statusClass(503)]++;
-    if (http) {
+    if (http && !f.tls) t.ctr[fb + FE.STATUS + statusClass(503)]++;
+    if (http && !f.tls) {
       t.ctr[CTR.GENERATED]++;
       sendUnslotted(fd, generated(503));
     }
@@ -460,6 +493,7 @@ export class WorkerLoop implements H1Context {
     this.alog.configure(frontends, this.t.capacity);
     this.sizeState(frontends, backends);
     this.faults.update(this);
+    configureTls(frontends, this.t.capacity, this.log);
     for (const i of changes.removed) {
       const s = this.listenerSlots[i] ?? -1;
       if (s >= 0) this.closeSlot(s, false);

@@ -508,7 +508,7 @@ headerTimeoutMs: 1000
   t.strictSame(await problems(t, text), [
     'ffi-proxy.yaml:4: frontends[0].backends: unknown key (did you mean "backend"?)',
     'ffi-proxy.yaml:5: frontends[0].balance: unknown key here: "balance" belongs at the top level or in a backend',
-    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, toxics, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format',
+    'ffi-proxy.yaml:6: frontends[0].colour: unknown key; a frontend takes name, listen, mode, backend, routes, toxics, tls, splice, accept-proxy, header-timeout, idle-timeout, backend-timeout, tunnel-timeout, max-header-size, max-body-size, forwarded-headers, access-log, access-log-format',
     'ffi-proxy.yaml:10: backends[0].listen: unknown key here: "listen" belongs in a frontend',
     'ffi-proxy.yaml:11: backends[0].health.intervall: unknown key (did you mean "interval"?)',
     'ffi-proxy.yaml:12: servers: unknown key here: "servers" belongs in a backend',

@@ -14,7 +14,7 @@ async function pattern(seed: number): Promise<string> {
   const server = await toxiproxy({ port: 0, seed, logLevel: 'silent' });
   try {
     const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.json());
-    const p = await post('/proxies', { name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}` });
+    const p: any = await post('/proxies', { name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}` });
     await post('/proxies/p/toxics', { type: 'limit_data', toxicity: 0.5, attributes: { bytes: 0 } });
     const port = Number(String(p.listen).split(':')[1]);
     let out = '';

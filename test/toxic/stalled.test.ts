@@ -17,7 +17,7 @@ t.test('toxics added, changed and removed, and the proxy deleted, beside a stall
     const r = await fetch(`${server.url}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     return r.status;
   };
-  const p = await (await fetch(`${server.url}/proxies`, { method: 'POST', body: JSON.stringify({ name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${big.port}` }) })).json();
+  const p: any = await (await fetch(`${server.url}/proxies`, { method: 'POST', body: JSON.stringify({ name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${big.port}` }) })).json();
   t.equal(await call('POST', '/proxies/p/toxics', { name: 'slow', type: 'bandwidth', attributes: { rate: 1 } }), 200);
   const port = Number(String(p.listen).split(':')[1]);
   const s = net.connect(port, '127.0.0.1');

@@ -1,0 +1,151 @@
+// TLS as a transport (docs/tls.md): a client of a TLS frontend is a slot whose `xprt` is TLS, and the
+// seam's rx/tx (io.ts) call SSL_read/SSL_write on it instead of recv/send; the protocols above do not
+// change. Each worker makes its own SSL_CTX per certificate (a callback belongs to the thread that
+// registered it), from the files the main thread checked; session tickets use the keys the main thread
+// made, the same in every worker and process, so a client resumes whichever worker it reaches.
+//
+//   accept ──> SSL_new (accept state), PROTO.TLS, the header deadline ──> handshake steps on each event
+//     ──> done: the frontend's protocol starts (READABLE set: OpenSSL may already hold its first bytes)
+//     └─> failed (not TLS, no shared version or cipher, the deadline): logged with OpenSSL's reason, closed
+//
+// Per slot, the SSL* lives in one place, `sslOf` (ssl-slots.ts), from SSL_new to SSL_free in releaseSlot(). TLS bytes are copied: no splice on a TLS slot (kTLS is not in node's OpenSSL).
+
+import type { WorkerContext } from '../core/context.js';
+import type { ConnTable } from '../core/table.js';
+import { LEVEL, type Logger } from '../core/log.js';
+import { TERM } from '../core/term.js';
+import { FL, PROTO, XPRT } from '../core/types.js';
+import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, sslAccepting, sslHandshake, sslReason } from '../sys/index.js';
+import { endPair } from './close.js';
+import { sizeSslSlots, sslOf } from './ssl-slots.js';
+
+/** What a frontend's TLS is made from (route/config.ts's TlsConfig, as this layer needs it). */
+export type TlsFrontend = { certs: { cert: string; key: string; names: string[] }[]; ticketKeys: Uint8Array } | null | undefined;
+
+
+type Contexts = {
+  /** One context per certificate, the first the default. */
+  ctxs: number[];
+  /** Per certificate, its names; wildcards as their suffix with the dot (`*.a.com` -> `.a.com`). */
+  exact: Map<string, number>;
+  wild: [string, number][];
+};
+
+/** Per frontend index: its contexts, or null (plain, or its certificates would not load here). */
+const byFrontend: (Contexts | null)[] = [];
+/** Context address -> its frontend's contexts, for the SNI callback. */
+const byContext = new Map<number, Contexts>();
+
+/**
+ * The frontends' TLS as a reload leaves them: every TLS frontend's contexts made again (a reload is how
+ * certificates are replaced), the old ones freed (OpenSSL keeps a context alive while a connection uses it).
+ * A frontend whose certificates will not load here is logged and its clients closed at accept.
+ */
+export function configureTls(frontends: readonly ({ mode: string; tls?: TlsFrontend } | null)[], capacity: number, log: Logger): void {
+  for (const c of byFrontend) if (c) for (const ctx of c.ctxs) contextFree(ctx);
+  byFrontend.length = 0;
+  byContext.clear();
+  frontends.forEach((f, i) => {
+    if (f === null || !f.tls) return;
+    sizeSslSlots(capacity);
+    try {
+      byFrontend[i] = contexts(f.tls, f.mode === 'http');
+    } catch (e) {
+      log.error(`frontend ${i}: TLS: ${(e as Error).message}; its connections will be closed`);
+      byFrontend[i] = null;
+    }
+  });
+  onServerName(chooseContext);
+}
+
+function contexts(tls: NonNullable<TlsFrontend>, http: boolean): Contexts {
+  const out: Contexts = { ctxs: [], exact: new Map(), wild: [] };
+  tls.certs.forEach((cert, k) => {
+    out.ctxs.push(serverContext({ cert: cert.cert, key: cert.key, ticketKeys: tls.ticketKeys, http }));
+    for (const n of cert.names) {
+      const name = n.toLowerCase();
+      if (name.startsWith('*.')) out.wild.push([name.slice(1), k]);
+      else if (!out.exact.has(name)) out.exact.set(name, k);
+    }
+  });
+  // The longest wildcard first: *.a.b.com before *.b.com.
+  out.wild.sort((a, b) => b[0].length - a[0].length);
+  for (const ctx of out.ctxs) byContext.set(ctx, out);
+  return out;
+}
+
+/** The SNI callback's choice (sys/ssl.ts): exact name, then the longest wildcard of one label, else the default. */
+function chooseContext(name: string | null, current: number): number {
+  const c = byContext.get(current);
+  if (c === undefined || name === null) return 0;
+  const n = name.toLowerCase();
+  let k = c.exact.get(n);
+  if (k === undefined) {
+    const dot = n.indexOf('.');
+    if (dot > 0) {
+      const suffix = n.slice(dot);
+      for (const [w, i] of c.wild) {
+        if (w === suffix) {
+          k = i;
+          break;
+        }
+      }
+    }
+  }
+  return k === undefined || k === 0 ? 0 : c.ctxs[k];
+}
+
+/** Whether frontend fe terminates TLS here (false also when its certificates would not load). */
+export function tlsReady(fe: number): boolean {
+  return (byFrontend[fe] ?? null) !== null;
+}
+
+/** Client c of a TLS frontend, accepted: its SSL made (accept state), its handshake under the header deadline. */
+export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number): void {
+  const t = ctx.t;
+  const ctxs = byFrontend[t.fe[c]];
+  const ssl = ctxs ? sslAccepting(ctxs.ctxs[0], t.fd[c]) : 0;
+  if (ssl === 0) {
+    ctx.log.limited(LEVEL.error, TERM.TLS_HANDSHAKE, `no TLS context for frontend ${t.fe[c]} in this worker (see the error logged at its start); closed a client`);
+    endPair(ctx, c, TERM.TLS_HANDSHAKE, false);
+    return;
+  }
+  sslOf[c] = ssl;
+  t.xprt[c] = XPRT.TLS;
+  t.proto[c] = PROTO.TLS;
+  ctx.timers.arm(c, ctx.now + headerTimeoutMs);
+}
+
+/** Client c's handshake failed with `err` (-ETIMEDOUT: its deadline passed): logged with the reason, closed. */
+export function tlsFailed(ctx: WorkerContext, c: number, err: number, headerTimeoutMs: number): void {
+  if (ctx.log.admits(LEVEL.info, TERM.TLS_HANDSHAKE)) {
+    const why =
+      err === -E.EPROTO
+        ? sslReason(lastSslCode)
+        : err === -E.ETIMEDOUT
+          ? `not finished within ${headerTimeoutMs} ms`
+          : err === -E.ECONNRESET
+            ? 'the client closed'
+            : errnoName(err);
+    ctx.log.limited(LEVEL.info, TERM.TLS_HANDSHAKE, `closed ${ctx.t.describe(c)}: TLS handshake: ${why}`);
+  }
+  endPair(ctx, c, TERM.TLS_HANDSHAKE, false);
+}
+
+/**
+ * One step of client c's handshake: 1 when it is done (READABLE set: the first request may already be
+ * decrypted and waiting), 0 to wait for the next edge, or < 0 when it failed (-EPROTO: sys's lastSslCode
+ * says why; -ECONNRESET: the client closed).
+ */
+export function tlsAccept(t: ConnTable, c: number): number {
+  const r = sslHandshake(sslOf[c]);
+  if (r === 1) {
+    t.flags[c] |= FL.READABLE;
+    return 1;
+  }
+  if (r === -E.EAGAIN) {
+    t.flags[c] &= ~FL.READABLE;
+    return 0;
+  }
+  return r;
+}
