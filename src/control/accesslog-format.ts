@@ -214,6 +214,7 @@ function phase(r: RingView): number {
   switch (r.b(REC.STATE)) {
     case ST.H_HEAD:
     case ST.PP_WAIT:
+    case ST.TLS_WAIT:
       return 0x52; // R
     case ST.WAITING:
       return 0x43; // C

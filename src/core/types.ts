@@ -47,6 +47,7 @@ export const ST = {
   H_LINGER: 8, // HTTP client: a final response was written and FIN sent; discarding input until it closes
   IDLE: 9, // HTTP backend: in its backend's keep-alive pool
   PP_WAIT: 10, // HANDSHAKE client: reading its PROXY header; no backend yet
+  TLS_WAIT: 11, // TLS client: its handshake under way; no backend yet
 } as const;
 
 /** Per-slot flag bits (Uint16). Bits 9..15 are unused. */
@@ -73,7 +74,7 @@ export const WSTATE = { STARTING: 0, RUNNING: 1, DRAINING: 2, STOPPED: 3 } as co
 
 const kindNames = ['none', 'listener', 'waker', 'client', 'backend'];
 const protoNames = ['-', 'handshake', 'tunnel', 'h1-client', 'h1-server', 'tls'];
-const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE', 'PP_WAIT'];
+const stateNames = ['FREE', 'OPEN', 'WAITING', 'CONNECTING', 'PROXYING', 'H_HEAD', 'H_BODY', 'H_WAIT', 'H_LINGER', 'IDLE', 'PP_WAIT', 'TLS_WAIT'];
 const flagNamesList = ['READABLE', 'W_BLOCKED', 'EOF_IN', 'FIN_SENT', 'SPLICE', 'QUEUED', 'PEER_DONE', 'BUSY', 'TOXIC'];
 
 export function kindName(k: number): string {

@@ -14,7 +14,7 @@ import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { LEVEL, type Logger } from '../core/log.js';
 import { TERM } from '../core/term.js';
-import { FL, PROTO, XPRT } from '../core/types.js';
+import { FL, PROTO, ST, XPRT } from '../core/types.js';
 import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, sslAccepting, sslHandshake, sslReason } from '../sys/index.js';
 import { endPair } from './close.js';
 import { sizeSslSlots, sslOf } from './ssl-slots.js';
@@ -113,6 +113,7 @@ export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number)
   sslOf[c] = ssl;
   t.xprt[c] = XPRT.TLS;
   t.proto[c] = PROTO.TLS;
+  t.state[c] = ST.TLS_WAIT;
   ctx.timers.arm(c, ctx.now + headerTimeoutMs);
 }
 
