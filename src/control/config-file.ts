@@ -41,7 +41,6 @@ import {
 } from './config-check.js';
 import { DEFAULTS, MAX_HEADER_SIZE_LIMIT, SEND_PROXY, resolveAddress } from './config.js';
 import { checkTls } from './config-tls.js';
-import { TLS_WITH_PROXY } from './tls.js';
 import { checkToxics } from './config-toxics.js';
 import type { ProxyPlan } from './plan.js';
 
@@ -391,7 +390,6 @@ async function build(c: Check, root: unknown, opts: ConfigOptions): Promise<Prox
   checkListens(c, drafts, unresolved);
   const baseDir = opts.baseDir ?? process.cwd();
   await Promise.all(drafts.map(async (d) => d.tls && (d.config.tls = (await checkTls(c, d.tls.path, d.tls.value, baseDir)) ?? null)));
-  for (const d of drafts) if (d.tls && d.config.acceptProxy) c.problem(d.tls.path, TLS_WITH_PROXY);
 
   if (c.count > 0) throw c.error();
   const warn = opts.warn ?? ((m: string) => new Logger(LEVEL[settings.logLevel ?? 'info'], 'main').warn(m));

@@ -7,7 +7,7 @@ import { Logger, type LevelName, levelNumber } from '../core/log.js';
 import { ACCESS_LOG_FORMATS, type AccessLogFormat, type Balance, type FrontendConfig, MODES, type Mode, SPLICE_MODES, type SpliceMode } from '../route/index.js';
 import { CODES, ProxyError, type Address, type AddressSpec, formatAddress, parseAddress } from '../sys/index.js';
 import type { ProxyPlan } from './plan.js';
-import { TLS_WITH_PROXY, tlsFromOptions } from './tls.js';
+import { tlsFromOptions } from './tls.js';
 
 export { MODES, SPLICE_MODES, type Mode, type SpliceMode };
 
@@ -235,7 +235,6 @@ export async function resolveOptions(o: StartOptions): Promise<Resolved> {
     throw badOption(`send-proxy must be one of ${SEND_PROXY.join(', ')}, not '${sendProxy}'`);
   }
   const tls = await tlsFromOptions(o, (m) => new Logger(levelNumber(o.logLevel ?? DEFAULTS.logLevel), 'main').warn(m));
-  if (tls !== null && o.acceptProxy === true) throw badOption(`TLS ${TLS_WITH_PROXY}`);
   // HTTP's own options are checked in HTTP mode only; a TCP frontend carries their defaults, unused.
   const http = mode === 'http';
   const frontend: FrontendConfig = {

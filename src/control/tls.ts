@@ -20,9 +20,6 @@ import type { CertConfig, TlsConfig } from '../route/index.js';
 import { CODES, ProxyError, selfSignedCertificate } from '../sys/index.js';
 
 /** OpenSSL's SSL_CTX_set_tlsext_ticket_keys takes 80 bytes: a 16-byte key name, a 32-byte HMAC key, a 32-byte AES key. */
-/** Not built yet: the PROXY header before the handshake (docs/tls.md, "What is not supported"). */
-export const TLS_WITH_PROXY = 'cannot be used with accept-proxy yet: the PROXY header before the TLS handshake is not supported';
-
 export const TICKET_KEYS_LENGTH = 80;
 /** Where a fleet's child finds its parent's ticket keys (base64): the environment, readable by this user only, not argv. */
 export const TICKET_KEYS_ENV = 'FFIP_TLS_TICKET_KEYS';

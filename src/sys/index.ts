@@ -37,6 +37,8 @@ export {
   onServerName,
   serverContext,
   sslAccepting,
+  sslAcceptingAfter,
+  sslPrefixSpent,
   sslFree,
   sslHandshake,
   sslRead,

@@ -51,6 +51,14 @@ const c = {
   SSL_set_SSL_CTX: lib.func('uintptr_t SSL_set_SSL_CTX(uintptr_t ssl, uintptr_t ctx)'),
   SSL_session_reused: lib.func('int SSL_session_reused(uintptr_t ssl)'),
   SSL_select_next_proto: lib.func('int SSL_select_next_proto(uintptr_t out, uintptr_t outlen, uintptr_t server, uint32_t serverLen, uintptr_t client, uint32_t clientLen)'),
+  BIO_s_mem: lib.func('uintptr_t BIO_s_mem()'),
+  BIO_new: lib.func('uintptr_t BIO_new(uintptr_t type)'),
+  BIO_write: lib.func('int BIO_write(uintptr_t b, uintptr_t data, int len)'),
+  BIO_ctrl: lib.func('long BIO_ctrl(uintptr_t b, int cmd, long larg, uintptr_t parg)'),
+  BIO_new_socket: lib.func('uintptr_t BIO_new_socket(int fd, int closeFlag)'),
+  SSL_set_bio: lib.func('void SSL_set_bio(uintptr_t ssl, uintptr_t rbio, uintptr_t wbio)'),
+  SSL_set0_rbio: lib.func('void SSL_set0_rbio(uintptr_t ssl, uintptr_t rbio)'),
+  SSL_get_rbio: lib.func('uintptr_t SSL_get_rbio(uintptr_t ssl)'),
   ERR_get_error: lib.func('unsigned long ERR_get_error()'),
   ERR_clear_error: lib.func('void ERR_clear_error()'),
   ERR_error_string_n: lib.func('void ERR_error_string_n(unsigned long e, void *buf, size_t len)'),
@@ -161,6 +169,39 @@ export function sslAccepting(ctx: number, fd: number): number {
   c.SSL_set_fd(ssl, fd);
   c.SSL_set_accept_state(ssl);
   return ssl;
+}
+
+const BIO_CTRL_PENDING = 10;
+const BIO_C_SET_BUF_MEM_EOF_RETURN = 130;
+const BIO_NOCLOSE = 0;
+
+/**
+ * As sslAccepting, for a client whose first `len` bytes (at C address `addr`) were already read from the
+ * socket (with its PROXY header): OpenSSL reads them first, from a memory BIO, and then the socket, once
+ * sslPrefixSpent() has swapped them. 0 when OpenSSL could not make one.
+ */
+export function sslAcceptingAfter(ctx: number, fd: number, addr: number, len: number): number {
+  const ssl = c.SSL_new(ctx) as number;
+  const rbio = ssl === 0 ? 0 : (c.BIO_new(c.BIO_s_mem()) as number);
+  const wbio = rbio === 0 ? 0 : (c.BIO_new_socket(fd, BIO_NOCLOSE) as number);
+  if (wbio === 0) {
+    drainErrors();
+    if (ssl !== 0) c.SSL_free(ssl);
+    return 0;
+  }
+  c.BIO_write(rbio, addr, len);
+  // Empty is "try again" (WANT_READ), not the end of the stream.
+  c.BIO_ctrl(rbio, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, 0);
+  c.SSL_set_bio(ssl, rbio, wbio); // ssl owns both from now on
+  c.SSL_set_accept_state(ssl);
+  return ssl;
+}
+
+/** When ssl has read all the bytes sslAcceptingAfter() gave it, it reads the socket from now on: true. */
+export function sslPrefixSpent(ssl: number, fd: number): boolean {
+  if ((c.BIO_ctrl(c.SSL_get_rbio(ssl), BIO_CTRL_PENDING, 0, 0) as number) > 0) return false;
+  c.SSL_set0_rbio(ssl, c.BIO_new_socket(fd, BIO_NOCLOSE)); // frees the memory BIO
+  return true;
 }
 
 /** Sends close_notify once (its result does not matter on a non-blocking socket): before a FIN. */

@@ -4,4 +4,4 @@ export * from './boxes.js';
 export * from './close.js';
 export * from './io.js';
 export { type Endpoint, type HandshakeContext, MAX_PROXY_HEADER, ProxyState, intake, intakeTimeout, sendHeader } from './proxied.js';
-export { type TlsFrontend, configureTls, tlsAccept, tlsFailed, tlsReady, tlsStart } from './tls.js';
+export { type TlsFrontend, configureTls, tlsAccept, tlsAfterProxy, tlsFailed, tlsReady, tlsStart } from './tls.js';

@@ -14,8 +14,9 @@ import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { LEVEL, type Logger } from '../core/log.js';
 import { TERM } from '../core/term.js';
-import { FL, PROTO, ST, XPRT } from '../core/types.js';
-import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, sslAccepting, sslHandshake, sslReason } from '../sys/index.js';
+import { FL, KIND, PROTO, ST, XPRT } from '../core/types.js';
+import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, sslAccepting, sslAcceptingAfter, sslHandshake, sslPrefixSpent, sslReason } from '../sys/index.js';
+import { dropInbox } from './boxes.js';
 import { endPair } from './close.js';
 import { sizeSslSlots, sslOf } from './ssl-slots.js';
 
@@ -100,11 +101,20 @@ export function tlsReady(fe: number): boolean {
   return (byFrontend[fe] ?? null) !== null;
 }
 
-/** Client c of a TLS frontend, accepted: its SSL made (accept state), its handshake under the header deadline. */
-export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number): void {
+/** Per slot: 1 while its SSL reads the bytes read with its PROXY header before the socket (sslAcceptingAfter). */
+let prefixed = new Uint8Array(0);
+
+/**
+ * Client c of a TLS frontend, accepted (or past its PROXY header, with the `prefixLen` bytes read after it at
+ * C address `prefixAddr`, the start of its ClientHello): its SSL made (accept state), its handshake under
+ * the header deadline (which, after a PROXY header, goes on from accept).
+ */
+export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number, prefixAddr = 0, prefixLen = 0): void {
   const t = ctx.t;
   const ctxs = byFrontend[t.fe[c]];
-  const ssl = ctxs ? sslAccepting(ctxs.ctxs[0], t.fd[c]) : 0;
+  if (prefixed.length < t.capacity) prefixed = new Uint8Array(t.capacity);
+  prefixed[c] = prefixLen > 0 ? 1 : 0;
+  const ssl = !ctxs ? 0 : prefixLen > 0 ? sslAcceptingAfter(ctxs.ctxs[0], t.fd[c], prefixAddr, prefixLen) : sslAccepting(ctxs.ctxs[0], t.fd[c]);
   if (ssl === 0) {
     ctx.log.limited(LEVEL.error, TERM.TLS_HANDSHAKE, `no TLS context for frontend ${t.fe[c]} in this worker (see the error logged at its start); closed a client`);
     endPair(ctx, c, TERM.TLS_HANDSHAKE, false);
@@ -114,7 +124,18 @@ export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number)
   t.xprt[c] = XPRT.TLS;
   t.proto[c] = PROTO.TLS;
   t.state[c] = ST.TLS_WAIT;
-  ctx.timers.arm(c, ctx.now + headerTimeoutMs);
+  if (headerTimeoutMs > 0) ctx.timers.arm(c, ctx.now + headerTimeoutMs);
+}
+
+/**
+ * Client c of a TLS frontend sent its PROXY header whole (`got` bytes of its inbox): what it sent after it is
+ * the start of its handshake, given to OpenSSL before the socket. Its header deadline goes on from accept.
+ */
+export function tlsAfterProxy(ctx: WorkerContext, c: number, got: number): void {
+  const t = ctx.t;
+  const at = t.inb[c] >= 0 ? ctx.bufs.address(t.inb[c]) + got : 0;
+  tlsStart(ctx, c, 0, at, t.ilen[c] - got);
+  if (t.kind[c] === KIND.CLIENT) dropInbox(ctx, c);
 }
 
 /** Client c's handshake failed with `err` (-ETIMEDOUT: its deadline passed): logged with the reason, closed. */
@@ -139,7 +160,12 @@ export function tlsFailed(ctx: WorkerContext, c: number, err: number, headerTime
  * says why; -ECONNRESET: the client closed).
  */
 export function tlsAccept(t: ConnTable, c: number): number {
-  const r = sslHandshake(sslOf[c]);
+  let r = sslHandshake(sslOf[c]);
+  // The bytes read with the PROXY header are spent: on to the socket, which may hold the rest.
+  if (r === -E.EAGAIN && prefixed[c] === 1 && sslPrefixSpent(sslOf[c], t.fd[c])) {
+    prefixed[c] = 0;
+    r = sslHandshake(sslOf[c]);
+  }
   if (r === 1) {
     t.flags[c] |= FL.READABLE;
     return 1;

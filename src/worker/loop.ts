@@ -28,19 +28,8 @@ import * as h1server from '../http/server.js';
 import { H1State, type H1Context, roomForClient } from '../http/state.js';
 import { type Backend, type BackendConfig, type Frontend, type FrontendConfig, MODE, type Server, applyRoutes, releaseServer } from '../route/index.js';
 import {
-  CONN_EVENTS,
-  ProxyState,
-  configureTls,
-  endInternal,
-  endPair,
-  intake,
-  intakeTimeout,
-  noteEvents,
-  releaseSlot,
-  sendUnslotted,
-  tlsAccept,
-  tlsFailed,
-  tlsStart,
+  CONN_EVENTS, ProxyState, configureTls, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted,
+  tlsAccept, tlsAfterProxy, tlsFailed, tlsStart,
 } from '../transport/index.js';
 import { Faults } from '../toxic/index.js';
 import * as tunnel from '../tunnel.js';
@@ -251,21 +240,26 @@ export class WorkerLoop implements H1Context {
       case PROTO.HANDSHAKE: {
         noteEvents(this.t, s, events);
         const got = intake(this, s);
-        if (got > 0) this.startProtocol(s, got);
+        if (got > 0 && this.frontends[this.t.fe[s]].tls) tlsAfterProxy(this, s, got); // the handshake follows
+        const proto: number = this.t.proto[s]; // what the calls above made of it
+        if (got > 0 && proto === PROTO.HANDSHAKE) this.startProtocol(s, got);
+        if (proto === PROTO.TLS) this.tlsTurn(s);
         return;
       }
-      case PROTO.TLS: {
+      case PROTO.TLS:
         noteEvents(this.t, s, events);
-        const r = tlsAccept(this.t, s);
-        if (r === 1) {
-          // Its first bytes may have come with the handshake's last flight: read them in a turn of their own.
-          this.startProtocol(s, 0);
-          if (this.t.proto[s] !== PROTO.TLS) this.enqueue(s);
-        }
-        else if (r < 0) tlsFailed(this, s, r, this.frontends[this.t.fe[s]].headerTimeoutMs);
+        this.tlsTurn(s);
         return;
-      }
     }
+  }
+
+  /** A step of client s's TLS handshake; once done, its protocol, with a turn at once for what came with it. */
+  private tlsTurn(s: number): void {
+    const r = tlsAccept(this.t, s);
+    if (r < 0) tlsFailed(this, s, r, this.frontends[this.t.fe[s]].headerTimeoutMs);
+    if (r !== 1) return;
+    this.startProtocol(s, 0);
+    if (this.t.kind[s] === KIND.CLIENT) this.enqueue(s);
   }
 
   /** Runs slot s's protocol now: a ready-queue turn, or one side of a pair resuming the other. */
@@ -312,7 +306,8 @@ export class WorkerLoop implements H1Context {
    */
   private startProtocol(c: number, got: number): void {
     if (this.frontends[this.t.fe[c]].mode === MODE.HTTP) {
-      if (got > 0) h1client.afterHandshake(this, c, got);
+      // After a PROXY header (and a TLS handshake behind it), X-Forwarded-For names whom the header named.
+      if (got > 0 || this.pp.client[c]) h1client.afterHandshake(this, c, got);
       else h1client.open(this, c);
     } else {
       tunnel.open(this, c, got);

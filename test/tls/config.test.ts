@@ -286,11 +286,3 @@ adoptTicketKeys(process.env[TICKET_KEYS_ENV]); process.stdout.write(Buffer.from(
   t.equal(Buffer.from(processTicketKeys()).toString('base64'), keys, 'a refused value changes nothing');
 });
 
-t.test('tls with accept-proxy is refused until the PROXY header before the handshake is built', async (t) => {
-  const doc = {
-    frontends: [{ name: 'fe', listen: '127.0.0.1:0', backend: 'be', 'accept-proxy': true, tls: { cert: web.cert, key: web.key } }],
-    backends: [{ name: 'be', servers: ['127.0.0.1:9'] }],
-  };
-  await t.rejects(planFromDocument(doc), { message: /frontends\[0\]\.tls: cannot be used with accept-proxy yet/ });
-  await t.rejects(resolveOptions({ tlsCert: web.cert, tlsKey: web.key, acceptProxy: true, backend: '127.0.0.1:9' }), { message: /cannot be used with accept-proxy yet/ });
-});

@@ -206,6 +206,30 @@ t.test('a reload replaces the certificate; an open connection keeps working', as
   t.match(Buffer.concat(chunks).toString(), /hello \/kept$/, 'the connection opened before the reload still works');
 });
 
+t.test('--accept-proxy: the PROXY header, then the handshake, in one write or two', async (t) => {
+  const be = await backend(t);
+  const config = doc(be, 'http');
+  (config.frontends as Record<string, unknown>[])[0]['accept-proxy'] = true;
+  const proxy = await proxyOf(t, config);
+  const port = portOf(proxy, 'fe');
+  for (const together of [false, true]) {
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    await once(raw, 'connect');
+    if (together) raw.cork(); // the header and the ClientHello leave in one write
+    raw.write('PROXY TCP4 10.1.2.3 127.0.0.1 5555 443\r\n');
+    if (!together) await new Promise((r) => setTimeout(r, 50));
+    const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'c.test' });
+    if (together) process.nextTick(() => raw.uncork());
+    await once(s, 'secureConnect');
+    t.equal(s.getPeerCertificate().subject.CN, 'c.test', `${together ? 'one write' : 'two writes'}: SNI chose the certificate`);
+    s.write('GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const chunks: Buffer[] = [];
+    s.on('data', (d) => chunks.push(d));
+    await once(s, 'end');
+    t.match(Buffer.concat(chunks).toString(), /hello \/who$/, 'and the request went through');
+  }
+});
+
 const has = (cmd: string) => {
   try {
     execFileSync(cmd, [cmd === 'openssl' ? 'version' : '--version'], { stdio: 'ignore' });
