@@ -40,6 +40,7 @@ import {
   where,
 } from './route/index.js';
 import {
+  READ_EVENTS,
   SPLICE_MODE,
   WRITE_EVENTS,
   endInternal,
@@ -50,6 +51,7 @@ import {
   readOut,
   sendFin,
   spliceOut,
+  tlsConnecting,
   unblocked,
 } from './transport/index.js';
 import { E, errnoName, formatAddress, peerAddress, setLingerZero } from './sys/index.js';
@@ -89,7 +91,7 @@ function connectTo(ctx: FaultContext, c: number, srv: Server): void {
     connectFailed(ctx, c, srv, -b);
     return;
   }
-  if (f.spliceMode === SPLICE_MODE.ON) {
+  if (f.spliceMode === SPLICE_MODE.ON && srv.backend?.tls == null) {
     t.flags[c] |= FL.SPLICE;
     t.flags[b] |= FL.SPLICE;
   }
@@ -121,7 +123,8 @@ export function onEvent(ctx: FaultContext, s: number, events: number): void {
   noteEvents(t, s, events);
   switch (t.state[s]) {
     case ST.CONNECTING:
-      if (events & WRITE_EVENTS) finishConnect(ctx, s);
+      // A TLS backend's handshake moves on reads too.
+      if (events & WRITE_EVENTS || (events & READ_EVENTS && tlsConnecting(s))) finishConnect(ctx, s);
       return;
     case ST.WAITING:
       return; // READABLE is remembered; the client is read once its backend is connected
@@ -186,7 +189,7 @@ function active(ctx: FaultContext, s: number): void {
 function finishConnect(ctx: FaultContext, b: number): void {
   const r = connectDone(ctx, b);
   if (r === 0) connected(ctx, b);
-  else connectFailed(ctx, ctx.t.peer[b], ctx.servers[ctx.t.srv[b]]!, connectTerm(r));
+  else if (r !== -E.EINPROGRESS) connectFailed(ctx, ctx.t.peer[b], ctx.servers[ctx.t.srv[b]]!, connectTerm(r));
 }
 
 function connected(ctx: FaultContext, b: number): void {

@@ -45,7 +45,8 @@ const KEYS = {
   certificate: ['cert', 'key'],
   toxic: ['name', 'type', 'stream', 'toxicity', 'attributes'],
   route: ['host', 'path', 'backend', 'strip-prefix'],
-  backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries'],
+  backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries', 'tls'],
+  backendTls: ['verify', 'ca', 'server-name'],
   server: ['address', 'weight', 'backup', 'name'],
   health: ['tcp', 'http', 'interval', 'timeout', 'rise', 'fall'],
 } as const;
@@ -60,6 +61,7 @@ const PLACE_NAMES: Record<Place, string> = {
   toxic: 'in a toxic',
   tls: 'in tls',
   certificate: 'in one of tls.certificates',
+  backendTls: "in a backend's tls",
 };
 export const LOG_LEVELS = Object.keys(LEVEL) as LevelName[];
 
@@ -290,7 +292,7 @@ export class Check {
         hint =
           elsewhere.length > 0
             ? `unknown key here: "${k}" belongs ${elsewhere.map((p) => PLACE_NAMES[p]).join(' or ')}`
-            : `unknown key; ${place === 'top' ? 'the top level' : place === 'health' || place === 'tls' ? place : `a ${place}`} takes ${quoteList(allowed)}`;
+            : `unknown key; ${place === 'top' ? 'the top level' : place === 'health' || place === 'tls' ? place : place === 'backendTls' ? "a backend's tls" : `a ${place}`} takes ${quoteList(allowed)}`;
       }
       this.problem(child(path, k), hint, true);
     }

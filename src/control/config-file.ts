@@ -40,7 +40,7 @@ import {
   child, closest, didYouMean, indexObject, isObj, item, quoteList, show,
 } from './config-check.js';
 import { DEFAULTS, MAX_HEADER_SIZE_LIMIT, SEND_PROXY, resolveAddress } from './config.js';
-import { checkTls } from './config-tls.js';
+import { checkBackendTls, checkTls } from './config-tls.js';
 import { checkToxics } from './config-toxics.js';
 import type { ProxyPlan } from './plan.js';
 
@@ -467,7 +467,8 @@ function checkBackends(c: Check, value: unknown, base: BackendOptions, pending: 
     const serverList = s === undefined ? [] : servers(c, child(at, 'servers'), s, pending);
     const h = o.health === undefined ? null : health(c, child(at, 'health'), o.health);
     const options = backendOptions(c, at, o, base);
-    backends.list.push({ name: name ?? '', servers: serverList, health: h ?? null, ...options });
+    const tls = o.tls === undefined ? null : checkBackendTls(c, child(at, 'tls'), o.tls, process.cwd());
+    backends.list.push({ name: name ?? '', servers: serverList, health: h ?? null, ...options, ...(tls === null ? {} : { tls }) });
   });
   return backends;
 }

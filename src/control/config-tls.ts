@@ -5,7 +5,8 @@
 // Kept apart from config-file.ts, which walks the rest of the document.
 
 import { resolve } from 'node:path';
-import type { TlsConfig } from '../route/index.js';
+import { statSync } from 'node:fs';
+import type { BackendTls, TlsConfig } from '../route/index.js';
 import { type Check, child, isObj, item, show } from './config-check.js';
 import { checkPair, processTicketKeys } from './tls.js';
 
@@ -71,3 +72,35 @@ export async function checkTls(c: Check, path: string, v: unknown, baseDir: stri
   return ok ? { certs: checked.map((r) => r.config), ticketKeys: processTicketKeys() } : undefined;
 }
 
+/**
+ * A backend's `tls` (docs/tls.md, "To backends"): `true` (verify against the system's store, the server's
+ * name as written), or `{ verify, ca, server-name }`; false or absent: plain. `ca` relative to `baseDir`.
+ */
+export function checkBackendTls(c: Check, path: string, v: unknown, baseDir: string): BackendTls | null {
+  if (v === false || v === null) return null;
+  if (v === true) return { verify: true, ca: null, serverName: null };
+  if (!isObj(v)) {
+    c.problem(path, `must be true, false, or a map of verify, ca and server-name, not ${show(v)}`);
+    return null;
+  }
+  c.keys(path, v, 'backendTls');
+  const verify = v.verify === undefined ? true : c.bool(child(path, 'verify'), v.verify);
+  let ca: string | null = null;
+  if (v.ca !== undefined) {
+    if (!isPath(v.ca)) c.problem(child(path, 'ca'), `must be the path of a PEM file of trusted certificates, not ${show(v.ca)}`);
+    else {
+      ca = resolve(baseDir, v.ca);
+      let file = false;
+      try {
+        file = statSync(ca).isFile();
+      } catch {
+        file = false;
+      }
+      if (!file) c.problem(child(path, 'ca'), `${ca} is not a readable file`);
+    }
+  }
+  const sn = v['server-name'];
+  const serverName = sn === undefined ? null : typeof sn === 'string' && sn !== '' ? sn : null;
+  if (sn !== undefined && serverName === null) c.problem(child(path, 'server-name'), `must be a host name, not ${show(sn)}`);
+  return { verify: verify ?? true, ca, serverName };
+}

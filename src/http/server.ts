@@ -29,6 +29,7 @@ import {
   roomOut,
   stillIdle,
   takeOutbox,
+  tlsConnecting,
   unblocked,
 } from '../transport/index.js';
 import { E } from '../sys/index.js';
@@ -60,7 +61,8 @@ export function onEvent(ctx: H1Context, b: number, events: number): void {
   noteEvents(t, b, events);
   switch (t.state[b]) {
     case ST.CONNECTING:
-      if (events & WRITE_EVENTS) finishConnect(ctx, b);
+      // A TLS backend's handshake moves on reads too.
+      if (events & WRITE_EVENTS || (events & READ_EVENTS && tlsConnecting(b))) finishConnect(ctx, b);
       return;
     case ST.IDLE:
       // A pooled connection with something to read (the backend closed it, or sent bytes nobody asked for)
@@ -106,6 +108,7 @@ export function onTimer(ctx: H1Context, b: number): void {
 
 function finishConnect(ctx: H1Context, b: number): void {
   const r = connectDone(ctx, b);
+  if (r === -E.EINPROGRESS) return;
   if (r !== 0) {
     connectFailed(ctx, b, connectTerm(r));
     return;

@@ -174,4 +174,16 @@ export type BackendConfig = {
   sendProxy: 0 | 1 | 2;
   /** Connects tried again after one fails, each on another server when there is one (HAProxy's retries 3 + redispatch). */
   retries: number;
+  /** TLS to its servers (docs/tls.md, "To backends"); null or absent: plain. */
+  tls?: BackendTls | null;
+};
+
+/** TLS originated to a backend's servers. */
+export type BackendTls = {
+  /** Check the server's certificate: its chain against `ca` (or the system's store), its name against `serverName`. */
+  verify: boolean;
+  /** A PEM file of trusted certificates; null: the system's store (OpenSSL's default paths). */
+  ca: string | null;
+  /** The name sent in SNI and checked in the certificate; null: the server's address as written (a name). */
+  serverName: string | null;
 };

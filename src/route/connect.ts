@@ -5,7 +5,8 @@
 //   openBackend(c, srv) ──> socket, a BACKEND slot (CONNECTING, the protocol's), paired with c, in the epoll set
 //   startConnect(b) ──> connect(): 0 done at once (unix sockets) | -EINPROGRESS | -errno failed
 //   connectDone(b) ──> on the protocol's EPOLLOUT while CONNECTING: SO_ERROR; 0 | -errno failed
-//   both "done" paths send the backend's PROXY header first (send-proxy), which can fail too
+//   both "done" paths send the backend's PROXY header first (send-proxy), which can fail too, then, for a
+//   TLS backend, start its handshake (transport/tls-client.ts): -EINPROGRESS until its events finish it
 //
 // A failure is counted here (CONNECT_ERRORS), charged to its server (passive health: enough in a row take a
 // checked server down until its checks bring it back), and given back as a termination code (connectTerm):
@@ -16,8 +17,8 @@ import { CTR, SV, observe, svBase } from '../core/counters.js';
 import { LEVEL } from '../core/log.js';
 import { TERM } from '../core/term.js';
 import { FL, KIND, ST, XPRT } from '../core/types.js';
-import { CONN_EVENTS, sendHeader } from '../transport/index.js';
-import { E, SOCK, close, connect, epollAdd, errnoName, peerAddressBytes, setNoDelay, sockError, socket } from '../sys/index.js';
+import { CONN_EVENTS, sendHeader, tlsConnectStart, tlsConnectStep, tlsConnecting } from '../transport/index.js';
+import { E, SOCK, close, connect, epollAdd, errnoName, lastSslCode, peerAddressBytes, setNoDelay, sockError, socket, sslReason } from '../sys/index.js';
 import { pick } from './balance.js';
 import { BALANCE, type Backend, type RouteContext, SRV, type Server, hashString, mix, where } from './routes.js';
 
@@ -108,13 +109,28 @@ export function startConnect(ctx: RouteContext, b: number): number {
   return r === 0 ? connected(ctx, b, srv) : failed(ctx, srv, r);
 }
 
-/** Backend slot b's connect ended (EPOLLOUT, HUP or ERR while CONNECTING): 0 when connected, else < 0. */
+/**
+ * An event for backend slot b while CONNECTING: its connect ended (EPOLLOUT, HUP or ERR), or its TLS
+ * handshake moved. 0 when connected (and its handshake done), -EINPROGRESS while the handshake goes on,
+ * else < 0.
+ */
 export function connectDone(ctx: RouteContext, b: number): number {
   const srv = ctx.servers[ctx.t.srv[b]]!;
+  if (tlsConnecting(b)) return handshook(ctx, b, srv, tlsConnectStep(ctx.t, b));
   const err = sockError(ctx.t.fd[b]);
   lastConnectCall = 'connect';
   if (err !== 0) return failed(ctx, srv, err > 0 ? -err : err);
   return connected(ctx, b, srv);
+}
+
+/** A TLS handshake step to srv gave `r` (1 done, 0 wait, < 0 failed): what connectDone() returns for it. */
+function handshook(ctx: RouteContext, b: number, srv: Server, r: number): number {
+  if (r === 0) return -E.EINPROGRESS;
+  if (r < 0) {
+    lastConnectCall = r === -E.EPROTO ? `TLS handshake (${sslReason(lastSslCode)})` : 'TLS handshake';
+    return failed(ctx, srv, r);
+  }
+  return ready(ctx, b, srv);
 }
 
 /** Backend slot b's connect, given up by its protocol at its deadline: counted and charged; CONNECT_TIMEOUT. */
@@ -154,6 +170,14 @@ function connected(ctx: RouteContext, b: number, srv: Server): number {
     const r = sendHeader(ctx, t.peer[b], b, be.sendProxy);
     if (r < 0) return failed(ctx, srv, r);
   }
+  // TLS to the server (the PROXY header, if any, went first, in the clear).
+  if (be !== null && be.tls !== null) return handshook(ctx, b, srv, tlsConnectStart(t, b, be.index, be.tls, srv.tlsName, srv.tlsIsIp));
+  return ready(ctx, b, srv);
+}
+
+/** Backend slot b is connected to srv, handshake and all: its failures in a row end, its connect time is counted. */
+function ready(ctx: RouteContext, b: number, srv: Server): number {
+  const t = ctx.t;
   srv.fails = 0;
   const ms = ctx.hrNow - t.since[b];
   observe(t.ctr, svBase(srv.id) + SV.CONNECT_TIME, ms / 1000);

@@ -7,11 +7,12 @@
 // whose connects keep failing (passive health, connect.ts), with a compare-and-swap. Workers read them with
 // no message: a server that goes down takes no new connection from the next pick on.
 
+import { isIP } from 'node:net';
 import type { ConnTable } from '../core/table.js';
 import { ST } from '../core/types.js';
 import { SPLICE_MODE, type HandshakeContext } from '../transport/index.js';
 import { type Address, addressFamily, encodeSockaddr, formatAddress } from '../sys/index.js';
-import { BALANCES, type BackendConfig, type FrontendConfig, type ServerConfig, type ToxicConfig } from './config.js';
+import { BALANCES, type BackendConfig, type BackendTls, type FrontendConfig, type ServerConfig, type ToxicConfig } from './config.js';
 import { compileRoutes, type Route } from './match.js';
 
 /** Frontend.mode values: which protocol a frontend's clients speak. */
@@ -100,6 +101,9 @@ export class Server {
   fails = 0;
   /** Its name hashed, for the consistent hash (balance.ts). */
   readonly key: number;
+  /** TLS to it: the host of its name (its address as written, unless named otherwise), for SNI and the check. */
+  readonly tlsName: string;
+  readonly tlsIsIp: boolean;
   /** The pool: idle connections' slots, a stack (the warmest is reused first), with their generations. */
   private readonly idle = new Int32Array(MAX_IDLE);
   private readonly idleGen = new Uint32Array(MAX_IDLE);
@@ -116,6 +120,9 @@ export class Server {
     this.weight = c.weight;
     this.backup = c.backup;
     this.key = hashString(c.name);
+    const m = /^\[(.*)\]:\d+$/.exec(c.name) ?? /^([^:]*):\d+$/.exec(c.name);
+    this.tlsName = m ? m[1] : c.name;
+    this.tlsIsIp = isIP(this.tlsName) !== 0;
   }
 
   /**
@@ -157,6 +164,8 @@ export class Backend {
   readonly fall: number;
   readonly sendProxy: number;
   readonly retries: number;
+  /** TLS to its servers (transport/tls-client.ts makes the worker's context for it). */
+  readonly tls: BackendTls | null;
   /** Taken out by a reload; its servers take no new connection. */
   removed = false;
   /** Round-robin's scan start for least-conn ties, moved on at each pick. */
@@ -171,6 +180,7 @@ export class Backend {
     this.fall = c.health?.fall ?? 0;
     this.sendProxy = c.sendProxy;
     this.retries = c.retries;
+    this.tls = c.tls ?? null;
   }
 }
 

@@ -32,11 +32,13 @@ export {
 export * from './setup.js';
 export {
   type ContextSpec,
+  clientContext,
   contextFree,
   lastSslCode,
   onServerName,
   serverContext,
   sslAccepting,
+  sslConnecting,
   sslAcceptingAfter,
   sslPrefixSpent,
   sslFree,

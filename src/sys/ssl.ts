@@ -23,6 +23,15 @@ const lib = koffi.load(null);
 
 const c = {
   TLS_server_method: lib.func('uintptr_t TLS_server_method()'),
+  TLS_client_method: lib.func('uintptr_t TLS_client_method()'),
+  SSL_CTX_set_verify: lib.func('void SSL_CTX_set_verify(uintptr_t ctx, int mode, uintptr_t cb)'),
+  SSL_CTX_load_verify_locations: lib.func('int SSL_CTX_load_verify_locations(uintptr_t ctx, const char *file, const char *dir)'),
+  SSL_CTX_set_default_verify_paths: lib.func('int SSL_CTX_set_default_verify_paths(uintptr_t ctx)'),
+  SSL_set_connect_state: lib.func('void SSL_set_connect_state(uintptr_t ssl)'),
+  SSL_ctrl_str: lib.func('long SSL_ctrl(uintptr_t ssl, int cmd, long larg, const char *parg)'),
+  SSL_set1_host: lib.func('int SSL_set1_host(uintptr_t ssl, const char *host)'),
+  SSL_get0_param: lib.func('uintptr_t SSL_get0_param(uintptr_t ssl)'),
+  X509_VERIFY_PARAM_set1_ip_asc: lib.func('int X509_VERIFY_PARAM_set1_ip_asc(uintptr_t param, const char *ip)'),
   SSL_CTX_new: lib.func('uintptr_t SSL_CTX_new(uintptr_t method)'),
   SSL_CTX_free: lib.func('void SSL_CTX_free(uintptr_t ctx)'),
   SSL_CTX_set_options: lib.func('uint64_t SSL_CTX_set_options(uintptr_t ctx, uint64_t op)'),
@@ -249,6 +258,52 @@ export function serverContext(spec: ContextSpec): number {
   c.SSL_CTX_callback_ctrl(ctx, CTRL.SERVERNAME_CB, callbacks().servername);
   if (spec.http) c.SSL_CTX_set_alpn_select_cb(ctx, callbacks().alpn, 0);
   return ctx;
+}
+
+/** Where Debian and its kin keep the system's trusted certificates (node's OpenSSL looks in its own build's dir). */
+const SYSTEM_CA = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt'];
+
+/**
+ * A client context for TLS to a backend: TLS 1.2 and up, and with `verify` the server's chain checked against
+ * `ca` (a PEM file) or the system's store. Throws ProxyError with OpenSSL's words when `ca` will not load.
+ */
+export function clientContext(verify: boolean, ca: string | null, exists: (f: string) => boolean): number {
+  const ctx = c.SSL_CTX_new(c.TLS_client_method()) as number;
+  if (ctx === 0) throw new ProxyError(CODES.BAD_CONFIG, `SSL_CTX_new: ${sslReason(drainErrors())}`);
+  c.SSL_CTX_set_options(ctx, OP.IGNORE_UNEXPECTED_EOF | OP.NO_COMPRESSION | OP.NO_RENEGOTIATION);
+  c.SSL_CTX_ctrl(ctx, CTRL.MIN_PROTO, TLS1_2_VERSION, 0);
+  c.SSL_CTX_ctrl(ctx, CTRL.MODE, MODE.ACCEPT_MOVING_WRITE_BUFFER | MODE.RELEASE_BUFFERS, 0);
+  if (verify) {
+    c.SSL_CTX_set_verify(ctx, 1 /* SSL_VERIFY_PEER */, 0);
+    const file = ca ?? SYSTEM_CA.find(exists) ?? null;
+    const ok = file !== null ? c.SSL_CTX_load_verify_locations(ctx, file, null) : c.SSL_CTX_set_default_verify_paths(ctx);
+    if ((ok as number) !== 1) {
+      const why = sslReason(drainErrors());
+      c.SSL_CTX_free(ctx);
+      throw new ProxyError(CODES.BAD_CONFIG, `${file ?? 'the default verify paths'}: ${why}`);
+    }
+  }
+  return ctx;
+}
+
+/**
+ * A client SSL over socket fd, from context ctx: SNI `name` (none for an IP address), and with `verify` the
+ * certificate's name (or IP address) checked against it. 0 when OpenSSL could not make one.
+ */
+export function sslConnecting(ctx: number, fd: number, name: string, isIp: boolean, verify: boolean): number {
+  const ssl = c.SSL_new(ctx) as number;
+  if (ssl === 0) {
+    drainErrors();
+    return 0;
+  }
+  c.SSL_set_fd(ssl, fd);
+  c.SSL_set_connect_state(ssl);
+  if (!isIp && name !== '') c.SSL_ctrl_str(ssl, 55 /* SSL_CTRL_SET_TLSEXT_HOSTNAME */, 0, name);
+  if (verify) {
+    const ok = isIp ? c.X509_VERIFY_PARAM_set1_ip_asc(c.SSL_get0_param(ssl), name) : c.SSL_set1_host(ssl, name);
+    if ((ok as number) !== 1) drainErrors();
+  }
+  return ssl;
 }
 
 export function contextFree(ctx: number): void {

@@ -5,3 +5,4 @@ export * from './close.js';
 export * from './io.js';
 export { type Endpoint, type HandshakeContext, MAX_PROXY_HEADER, ProxyState, intake, intakeTimeout, sendHeader } from './proxied.js';
 export { type TlsFrontend, configureTls, tlsAccept, tlsAfterProxy, tlsFailed, tlsReady, tlsStart } from './tls.js';
+export { type TlsBackend, configureBackendTls, tlsConnectStart, tlsConnectStep, tlsConnecting } from './tls-client.js';

@@ -104,6 +104,12 @@ function spliceTo(t: ConnTable, s: number, pipeFd: number, len: number): number 
   return noTransport(t, s);
 }
 
+/** Whether slot s and its peer are both plain sockets: only then can bytes splice from one to the other. */
+function plainPair(t: ConnTable, s: number): boolean {
+  const p = t.peer[s];
+  return t.xprt[s] === XPRT.PLAIN && (p < 0 || t.xprt[p] === XPRT.PLAIN);
+}
+
 function noTransport(t: ConnTable, s: number): never {
   throw new Error(`slot ${s}: no transport ${t.xprt[s]}`);
 }
@@ -127,7 +133,7 @@ export function readOut(ctx: WorkerContext, s: number, spliceMode: number): numb
   t.buf[s] = bi;
   t.bufOff[s] = 0;
   t.bufLen[s] = n;
-  if (!shortRead(t, s, n, size) && spliceMode === SPLICE_MODE.AUTO && t.xprt[s] === XPRT.PLAIN) t.flags[s] |= FL.SPLICE;
+  if (!shortRead(t, s, n, size) && spliceMode === SPLICE_MODE.AUTO && plainPair(t, s)) t.flags[s] |= FL.SPLICE;
   return n;
 }
 
@@ -178,7 +184,7 @@ export function readInbox(ctx: WorkerContext, s: number, limit = -1): number {
  */
 export function readCounted(ctx: WorkerContext, s: number, max: number): number {
   const t = ctx.t;
-  const pi = t.xprt[s] === XPRT.PLAIN ? ctx.pipes.acquire() : -1;
+  const pi = plainPair(t, s) ? ctx.pipes.acquire() : -1;
   let n: number;
   if (pi >= 0) {
     n = spliceFrom(t, s, ctx.pipes.wfd[pi], Math.min(max, ctx.pipes.size));

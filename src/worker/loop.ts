@@ -28,7 +28,7 @@ import * as h1server from '../http/server.js';
 import { H1State, type H1Context, roomForClient } from '../http/state.js';
 import { type Backend, type BackendConfig, type Frontend, type FrontendConfig, MODE, type Server, applyRoutes, releaseServer } from '../route/index.js';
 import {
-  CONN_EVENTS, ProxyState, configureTls, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted,
+  CONN_EVENTS, ProxyState, configureBackendTls, configureTls, endInternal, endPair, intake, intakeTimeout, noteEvents, releaseSlot, sendUnslotted,
   tlsAccept, tlsAfterProxy, tlsFailed, tlsStart,
 } from '../transport/index.js';
 import { Faults } from '../toxic/index.js';
@@ -124,6 +124,7 @@ export class WorkerLoop implements H1Context {
     this.alog.configure(cfg.frontends, C);
     applyRoutes(this, cfg.frontends, cfg.backends);
     configureTls(cfg.frontends, C, this.log);
+    configureBackendTls(cfg.backends, C, this.log);
     this.faults = new Faults(cfg.seed != null ? cfg.seed + cfg.index : (Math.random() * 2 ** 32) >>> 0);
     // A slot holds at most one buffer (its outbox, or a handshake's inbox), an HTTP slot two (invariant 5).
     // Two per slot are allowed from the start, whatever the frontends (the pool's index arrays cost about 20
@@ -489,6 +490,7 @@ export class WorkerLoop implements H1Context {
     this.sizeState(frontends, backends);
     this.faults.update(this);
     configureTls(frontends, this.t.capacity, this.log);
+    configureBackendTls(backends, this.t.capacity, this.log);
     for (const i of changes.removed) {
       const s = this.listenerSlots[i] ?? -1;
       if (s >= 0) this.closeSlot(s, false);
