@@ -6,7 +6,7 @@
 //
 //   node scripts/ab.mjs [--mode tcp|http] [--path /small|/big] [--servers N] [--rounds N] [--duration S]
 //                       [--warmup S] [--a ffi-auto] [--b haproxy | --b-ref GITREF] [--a-ref GITREF]
-//                       [--max-steal PCT] [--retries N] [--json FILE]
+//                       [--max-steal PCT] [--retries N] [--cert ec|rsa] [--json FILE]
 //
 // Both proxies (started as bench.mjs starts them, scripts/lib/proxies.mjs) are pinned to CPU 0 and nginx
 // and wrk to CPU 1; the proxy not being measured is idle in epoll_wait. Each is warmed up first (two wrk
@@ -45,6 +45,15 @@
 // the servers' CPU time over the kept windows (about 1/N each when round-robin spreads the load). E.g.:
 //
 //   node scripts/ab.mjs --mode http --servers 3 --rounds 8
+//
+// TLS: the entries marked `tls` (ffi-tls-http, haproxy-tls-http, ffi-tls-tcp, haproxy-tls-tcp) terminate
+// TLS with a self-signed certificate made for the run in its temp dir by the openssl CLI, P-256 or, with
+// --cert rsa, RSA-2048. wrk then speaks https:// to them (keep-alive: the handshakes are in the warm-up,
+// the windows measure the records), the check GET is https without verification, and the header says the
+// TLS version and cipher suite each side negotiates with OpenSSL's defaults. E.g., against HAProxy's
+// `bind ... ssl crt`:
+//
+//   node scripts/ab.mjs --mode http --a ffi-tls-http --b haproxy-tls-http --rounds 8
 
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -70,6 +79,7 @@ import {
   sleep,
   startNginx,
   stopChild,
+  tlsParams,
   versions,
   waitUntilServing,
   warmupRuns,
@@ -97,7 +107,9 @@ const maxSteal = Number(argValue(argv, 'max-steal') ?? 1);
 if (!(maxSteal >= 0 && maxSteal <= 100)) usage(`--max-steal takes a percentage from 0 to 100 (got ${argValue(argv, 'max-steal')})`);
 const retries = intArg('retries', 6, 0);
 const servers = intArg('servers', 1);
-const list = proxyList(mode, { generatedBy: 'scripts/ab.mjs' });
+const tlsKind = argValue(argv, 'cert') ?? 'ec';
+if (tlsKind !== 'ec' && tlsKind !== 'rsa') usage(`--cert takes ec (P-256) or rsa (RSA-2048) (got ${tlsKind})`);
+const list = proxyList(mode, { generatedBy: 'scripts/ab.mjs', tlsKind });
 const refs = [refArg('a-ref'), refArg('b-ref')];
 const ids = [argValue(argv, 'a') ?? (mode === 'http' ? 'ffi-http' : 'ffi-auto'), argValue(argv, 'b')];
 // --b-ref compares a build with another build of the same proxy: B is A's entry unless --b says so too.
@@ -116,7 +128,7 @@ const tree = treeState();
 const labels = ids.map((id, i) => (refs[i] ? `${id}@${refs[i].short}` : id));
 if (labels[0] === labels[1]) labels.forEach((l, i) => (labels[i] = `${l} (${'AB'[i]})`)); // --a-ref X --b-ref X: an A/A run
 
-requireTools(['haproxy', 'nginx', 'wrk', 'taskset']);
+requireTools(['haproxy', 'nginx', 'wrk', 'taskset', ...(pair.some((p) => p.tls) ? ['openssl'] : [])]);
 if (pair.some((p, i) => p.ffi && !refs[i]) && !existsSync(CLI)) {
   process.stderr.write(`ab: ${CLI} is missing; build first: npx tsc -p .\n`);
   process.exit(1);
@@ -144,24 +156,25 @@ for (let i = 0; i < servers; i++) {
   nginxes.push(await startNginx(d, { cpu: pin.peers }));
 }
 const backend = servers === 1 ? nginxes[0].port : nginxes.map((n) => n.port);
-const url = (port) => `http://${HOST}:${port}${path}`;
+const url = (port, tls) => `${tls ? 'https' : 'http'}://${HOST}:${port}${path}`;
 
 const sides = [];
 for (const [i, entry] of pair.entries()) {
   const ref = refs[i];
   // A side built from a commit takes its entry from a list whose ffi entries run that build's cli.js.
-  const proxy = ref ? proxyList(mode, { generatedBy: 'scripts/ab.mjs', cli: cliOf.get(ref.sha) }).find((p) => p.id === entry.id) : entry;
+  const proxy = ref ? proxyList(mode, { generatedBy: 'scripts/ab.mjs', tlsKind, cli: cliOf.get(ref.sha) }).find((p) => p.id === entry.id) : entry;
   const port = await freePort();
   const child = await proxy.start(port, backend, pin.proxy, dir);
   await waitUntilServing(child, port, { banner: proxy.banner, timeoutMs: 15000 });
-  const r = await httpGet(port, path, 10000);
+  const r = await httpGet(port, path, 10000, { tls: proxy.tls });
   if (r.status !== 200 || r.length !== bytes) throw new Error(`${labels[i]}: GET ${path}: ${r.status}, ${r.length} B (want 200, ${bytes} B)`);
+  const tls = proxy.tls ? { cert: tlsKind === 'rsa' ? 'RSA-2048' : 'P-256', ...(await tlsParams(port, 10000)) } : null;
   // As bench.mjs: two runs, so that the proxy sees its connections close and reopen once warm.
   for (const d of warmupRuns(warmupS)) {
-    await runWrk(url(port), { durationS: d, cpu: pin.peers });
+    await runWrk(url(port, proxy.tls), { durationS: d, cpu: pin.peers });
   }
   const build = ref ? { from: 'commit', ref: ref.ref, sha: ref.sha } : proxy.ffi ? { from: 'working tree dist/', head: tree.head, dirty: tree.dirty } : null;
-  sides.push({ id: proxy.id, label: labels[i], build, port, child, windows: [], setAsideWindows: [] });
+  sides.push({ id: proxy.id, label: labels[i], build, tls, port, child, windows: [], setAsideWindows: [] });
 }
 
 let setAside = 0;
@@ -183,7 +196,12 @@ for (let round = 0; round < rounds; round++) {
     break;
   }
 }
-for (const s of sides) await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
+for (const s of sides) {
+  const { code, signal } = await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
+  // What the proxy printed past its start (warn and above for ffi-proxy; HAProxy's alerts), as bench.mjs.
+  s.log = s.child.output.split('\n').filter((l) => l.trim() && !/listening on|^backend: |^tls: |^admin: |SIGTERM: no longer accepting|draining/.test(l));
+  s.exit = code === 0 || signal === 'SIGTERM' ? null : `exited ${signal ?? code} on SIGTERM`;
+}
 for (const n of nginxes) await stopChild(n, { signal: 'SIGQUIT', graceMs: 5000 });
 
 const [a, b] = sides;
@@ -201,6 +219,7 @@ console.log(
     `${servers > 1 ? `${servers} nginx servers (round-robin, ports ${backend.join(' ')})` : 'nginx'}+wrk on CPU ${pin.peers}`,
 );
 for (const [i, s] of sides.entries()) {
+  if (s.tls) console.log(`${'AB'[i]} ${s.label}: TLS, a self-signed ${s.tls.cert} certificate; ${s.tls.protocol} ${s.tls.cipher}${s.tls.group ? ` ${s.tls.group}` : ''} with OpenSSL's defaults`);
   if (!s.build) continue;
   console.log(
     `${'AB'[i]} ${s.label}: ` +
@@ -240,6 +259,10 @@ if (kept === 0) {
 }
 const errors = sides.flatMap((s) => [...s.windows, ...s.setAsideWindows].filter((w) => w.errors).map((w) => `${s.label}: ${w.errors}`));
 console.log(errors.length ? `errors: ${errors.join('; ')}` : 'no socket errors, no non-2xx/3xx responses');
+for (const s of sides) {
+  if (s.log.length) console.log(`${s.label} logged ${s.log.length} line(s), the last ones: ${s.log.slice(-3).join(' | ')}`);
+  if (s.exit) console.log(`${s.label} ${s.exit}`);
+}
 if (jsonFile) {
   writeFileSync(
     jsonFile,
@@ -256,8 +279,8 @@ if (jsonFile) {
         versions: v,
         git: { head: tree.head, dirty: tree.dirty, changes: tree.changes, distBuilt: tree.distBuilt, distStale: tree.distStale },
         sides: sides.map((s) => {
-          const { id, label, build, windows, setAsideWindows } = s;
-          return { id, label, build, ...(servers > 1 && kept ? { serverCpuShares: serverShares(s) } : {}), windows, setAsideWindows };
+          const { id, label, build, tls, windows, setAsideWindows, log } = s;
+          return { id, label, build, ...(tls ? { tls } : {}), ...(servers > 1 && kept ? { serverCpuShares: serverShares(s) } : {}), windows, setAsideWindows, log: log.slice(-20) };
         }),
       },
       null,
@@ -272,7 +295,7 @@ async function measure(s) {
   const serverCpu = () => (servers > 1 ? nginxes.map((n) => cpuSecondsTree(n.pid)) : []);
   const srv0 = serverCpu();
   const cpu0 = cpuSplitTree(s.child.pid);
-  const w = await runWrk(url(s.port), { durationS, cpu: pin.peers });
+  const w = await runWrk(url(s.port, s.tls), { durationS, cpu: pin.peers });
   const cpu1 = cpuSplitTree(s.child.pid);
   const srv1 = serverCpu();
   const perReq = (k) => ((cpu1[k] - cpu0[k]) * 1e6) / w.requests;

@@ -200,7 +200,7 @@ async function benchOne(proxy, nginx, pin, dir) {
       rows.push(row);
       // One request first: a proxy that does not pass the response through whole is not benchmarked.
       try {
-        const r = await httpGet(port, resp.path, 10000);
+        const r = await httpGet(port, resp.path, 10000, { tls: proxy.tls });
         if (r.status !== 200 || r.length !== resp.bytes) {
           row.problems.push(`check GET ${resp.path}: status ${r.status}, ${r.length} B (want 200, ${resp.bytes} B)`);
           continue;
@@ -209,7 +209,7 @@ async function benchOne(proxy, nginx, pin, dir) {
         row.problems.push(`check GET ${resp.path}: ${e.message}`);
         continue;
       }
-      const url = `http://${HOST}:${port}${resp.path}`;
+      const url = `${proxy.tls ? 'https' : 'http'}://${HOST}:${port}${resp.path}`;
       // The warm-up is two wrk runs (7 s and 3 s by default), so that the proxy sees its connections close
       // and new ones open after V8 has optimized its hot path: the first time that happens, code compiled
       // without ever seeing a close or an accept is thrown away and compiled again (tens of ms on its one
@@ -282,7 +282,7 @@ async function benchOne(proxy, nginx, pin, dir) {
     // Anything the proxy logged at warn or above (the ffi-proxy banner and HAProxy's startup notices aside).
     const logged = child.output
       .split('\n')
-      .filter((l) => l.trim() && !/listening on|^backend: |SIGTERM: no longer accepting|draining/.test(l));
+      .filter((l) => l.trim() && !/listening on|^backend: |^tls: |SIGTERM: no longer accepting|draining/.test(l));
     for (const r of rows) r.log = logged.slice(-20);
     if (logged.length && !unavailable) note(`logged ${logged.length} line(s), last: ${logged.at(-1)}`);
     if (proxy.id === 'nginx-proxy' && existsSync(child.errorLog)) {

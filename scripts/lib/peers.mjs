@@ -3,12 +3,14 @@
 // and /proc CPU accounting. Plain Node ESM, no dependencies. Loopback (127.0.0.1) only.
 
 import { spawn, spawnSync, execFileSync, fork } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, rmSync, chmodSync, accessSync, constants } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, rmSync, chmodSync, accessSync, existsSync, constants } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join, dirname, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const HOST = '127.0.0.1';
@@ -271,10 +273,14 @@ export function freePort() {
   });
 }
 
-/** One GET through http://HOST:port/path; resolves { status, length } or rejects. */
-export function httpGet(port, path, timeoutMs = 5000) {
+/**
+ * One GET through http://HOST:port/path (with `tls`, https:// without checking the certificate: the
+ * benchmarks' are self-signed, from testCert); resolves { status, length } or rejects.
+ */
+export function httpGet(port, path, timeoutMs = 5000, { tls: overTls = false } = {}) {
   return new Promise((res, rej) => {
-    const req = http.get({ host: HOST, port, path, agent: false, timeout: timeoutMs }, (r) => {
+    const get = overTls ? https.get : http.get;
+    const req = get({ host: HOST, port, path, agent: false, timeout: timeoutMs, ...(overTls ? { rejectUnauthorized: false } : {}) }, (r) => {
       let length = 0;
       r.on('data', (d) => (length += d.length));
       r.on('end', () => res({ status: r.statusCode, length }));
@@ -283,6 +289,47 @@ export function httpGet(port, path, timeoutMs = 5000) {
     req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out after ${timeoutMs} ms`)));
     req.on('error', rej);
   });
+}
+
+/**
+ * The TLS version and cipher suite a client with OpenSSL's defaults (node's tls, certificate not checked)
+ * negotiates with HOST:port: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' }. ab.mjs prints both
+ * sides', to show that the two proxies compared do the same crypto.
+ */
+export function tlsParams(port, timeoutMs = 5000) {
+  return new Promise((res, rej) => {
+    const s = tls.connect({ host: HOST, port, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+      const out = { protocol: s.getProtocol(), cipher: s.getCipher()?.standardName ?? s.getCipher()?.name, group: s.getEphemeralKeyInfo()?.name ?? null };
+      s.end();
+      res(out);
+    });
+    s.on('timeout', () => s.destroy(new Error(`TLS handshake with ${HOST}:${port}: timed out after ${timeoutMs} ms`)));
+    s.on('error', rej);
+  });
+}
+
+/**
+ * A self-signed server certificate for the TLS entries (scripts/lib/proxies.mjs), made once per `dir` (the
+ * run's temp dir) with the openssl CLI: `kind` 'ec' (P-256, ECDSA-SHA256) or 'rsa' (RSA-2048), CN and
+ * subjectAltName localhost and 127.0.0.1, valid 2 days. Returns the paths { cert, key, pem }: `pem` is the
+ * certificate and the key in one file, as HAProxy's `crt` takes them. Benchmarks only: the tests must not
+ * need the openssl CLI.
+ */
+export function testCert(dir, kind = 'ec') {
+  if (kind !== 'ec' && kind !== 'rsa') throw new Error(`testCert: kind ec or rsa (got ${kind})`);
+  const base = join(dir, `tls-${kind}`);
+  const out = { kind, cert: `${base}-cert.pem`, key: `${base}-key.pem`, pem: `${base}.pem` };
+  if (existsSync(out.pem)) return out;
+  if (!which('openssl')) throw new Error('openssl not found on PATH: the TLS benchmarks make their certificate with it (apt-get install -y openssl)');
+  const newkey = kind === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', ...newkey, '-sha256', '-nodes', '-keyout', out.key, '-out', out.cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 },
+  );
+  if (r.status !== 0) throw new Error(`openssl req (${kind} test certificate) failed (${r.error?.message ?? r.signal ?? r.status}):\n${r.stderr}`);
+  writeFileSync(out.pem, readFileSync(out.cert, 'utf8') + readFileSync(out.key, 'utf8'), { mode: 0o600 });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -432,10 +479,11 @@ export function removeDirLater(dir) {
  * one frontend `fe` on HOST:port (`frontend`: lines between its bind and default_backend) and one backend
  * `be`, the nginx at HOST:backendPort. `backendPorts` (a list, instead of backendPort) gives `be` one server
  * line per port (nginx1, nginx2, ...) and `balance roundrobin` when there are two or more (ab.mjs --servers);
- * a list of one is backendPort. Lines are given without indentation. bench.mjs's configs are the benchmark
+ * a list of one is backendPort. `bind`: options after the bind line's address (`ssl crt FILE alpn http/1.1`
+ * for the TLS entries). Lines are given without indentation. bench.mjs's configs are the benchmark
  * of record: a change to what this prints for them changes its results' setup.
  */
-export function haproxyConfig({ generatedBy, global, mode, timeouts, frontend = [], port, backendPort, backendPorts = [backendPort] }) {
+export function haproxyConfig({ generatedBy, global, mode, timeouts, frontend = [], port, bind = '', backendPort, backendPorts = [backendPort] }) {
   const block = (lines) => lines.map((l) => `    ${l}\n`).join('');
   const defaults = [
     `mode ${mode}`,
@@ -448,7 +496,7 @@ ${block(global)}
 defaults
 ${block(defaults)}
 frontend fe
-${block([`bind ${HOST}:${port}`, ...frontend, 'default_backend be'])}
+${block([`bind ${HOST}:${port}${bind ? ` ${bind}` : ''}`, ...frontend, 'default_backend be'])}
 backend be
 ${block(backendPorts.length === 1 ? [`server nginx ${HOST}:${backendPorts[0]}`] : ['balance roundrobin', ...backendPorts.map((p, i) => `server nginx${i + 1} ${HOST}:${p}`)])}`;
 }

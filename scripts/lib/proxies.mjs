@@ -5,7 +5,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, HOST, haproxyConfig, startHaproxy, startNginxProxy, startPinned } from './peers.mjs';
+import { ROOT, HOST, haproxyConfig, startHaproxy, startNginxProxy, startPinned, testCert } from './peers.mjs';
 
 export const CLI = join(ROOT, 'dist', 'cli.js');
 const PIPE = join(ROOT, 'scripts', 'node-pipe-proxy.mjs');
@@ -21,8 +21,11 @@ const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
  * One port (or a list of one) runs exactly what it always has. `logged`: an entry with an access log, which
  * bench.mjs runs only when --only names it; `optional`: another entry bench.mjs runs only when named. `cli`: the cli.js the ffi entries run
  * (ab.mjs --b-ref passes one built from another commit); the other entries are the same whatever it is.
+ * `tls`: an entry that terminates TLS (clients speak https:// to it), with a self-signed certificate made
+ * once per run in `dir` by testCert(): `tlsKind` 'ec' (P-256, the default) or 'rsa' (RSA-2048). The TLS
+ * entries are all optional, one backend server each (no pool).
  */
-export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI } = {}) {
+export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench.mjs', cli = CLI, tlsKind = 'ec' } = {}) {
   const FORWARDED = forwarded;
   // In error messages, say which build failed when it is not the working tree's.
   const from = cli === CLI ? '' : ` from ${cli}`;
@@ -77,6 +80,47 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
             timeouts: { connect: '5s', client: '30s', server: '30s' },
             port,
             backendPorts: [backendPort].flat(),
+          }),
+          cpu,
+        ),
+    },
+    // TLS termination (docs/tls.md) against HAProxy's `bind ... ssl crt`: the decrypted bytes go on to the
+    // backend in the clear. ffi-proxy's splice setting does not apply to a TLS client (its bytes go through
+    // OpenSSL); auto, as ffi-auto, for the backend side.
+    {
+      id: 'ffi-tls-tcp',
+      label: `ffi-proxy tcp over TLS (${tlsKind}), 1 worker`,
+      ffi: true,
+      tls: true,
+      optional: true,
+      banner: true,
+      start: (port, backendPort, cpu, dir) => {
+        const c = testCert(dir, tlsKind);
+        return startPinned(
+          `ffi-proxy (tcp, tls)${from}`,
+          cpu,
+          process.execPath,
+          [cli, 'start', ...ffiArgs(port, [backendPort].flat()[0], dir, 'tcp', ['--workers', '1', '--splice', 'auto', '--log-level', 'warn']), '--tls-cert', c.cert, '--tls-key', c.key],
+          { ready: /listening on/ },
+        );
+      },
+    },
+    {
+      id: 'haproxy-tls-tcp',
+      label: `haproxy (tcp, ssl crt ${tlsKind}, 1 thread)`,
+      tls: true,
+      optional: true,
+      start: (port, backendPort, cpu, dir) =>
+        startHaproxy(
+          join(dir, `haproxy-tls-${port}.cfg`),
+          haproxyConfig({
+            generatedBy,
+            global: ['nbthread 1', 'maxconn 4096'],
+            mode: 'tcp',
+            timeouts: { connect: '5s', client: '30s', server: '30s' },
+            port,
+            bind: `ssl crt ${testCert(dir, tlsKind).pem}`,
+            backendPorts: [[backendPort].flat()[0]],
           }),
           cpu,
         ),
@@ -162,6 +206,57 @@ export function proxyList(mode, { forwarded = true, generatedBy = 'scripts/bench
               : [],
             port,
             backendPorts: [backendPort].flat(),
+          }),
+          cpu,
+        ),
+    },
+    // TLS termination (docs/tls.md) against HAProxy's `bind ... ssl crt ... alpn http/1.1`: the same as
+    // ffi-http and haproxy-http otherwise (X-Forwarded-Proto says https on both).
+    {
+      id: 'ffi-tls-http',
+      label: `ffi-proxy http over TLS (${tlsKind}), 1 worker`,
+      ffi: true,
+      tls: true,
+      optional: true,
+      banner: true,
+      start: (port, backendPort, cpu, dir) => {
+        const c = testCert(dir, tlsKind);
+        return startPinned(
+          `ffi-proxy (http, tls)${from}`,
+          cpu,
+          process.execPath,
+          [
+            cli,
+            'start',
+            ...ffiArgs(port, [backendPort].flat()[0], dir, 'http', ['--workers', '1', '--log-level', 'warn', ...(FORWARDED ? [] : ['--no-forwarded-headers'])]),
+            '--tls-cert',
+            c.cert,
+            '--tls-key',
+            c.key,
+          ],
+          { ready: /listening on/ },
+        );
+      },
+    },
+    {
+      id: 'haproxy-tls-http',
+      label: `haproxy (http, ssl crt ${tlsKind}, 1 thread)`,
+      tls: true,
+      optional: true,
+      start: (port, backendPort, cpu, dir) =>
+        startHaproxy(
+          join(dir, `haproxy-tls-http-${port}.cfg`),
+          haproxyConfig({
+            generatedBy: `${generatedBy} --mode http`,
+            global: ['nbthread 1', 'maxconn 4096'],
+            mode: 'http',
+            timeouts: { connect: '5s', client: '30s', server: '30s', 'http-request': '10s', 'http-keep-alive': '30s' },
+            frontend: FORWARDED
+              ? ['option forwardfor', 'http-request set-header X-Forwarded-Proto https', 'http-request set-header X-Forwarded-Host %[req.hdr(host)]']
+              : [],
+            port,
+            bind: `ssl crt ${testCert(dir, tlsKind).pem} alpn http/1.1`,
+            backendPorts: [[backendPort].flat()[0]],
           }),
           cpu,
         ),
