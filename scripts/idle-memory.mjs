@@ -3,7 +3,13 @@
 // front of the same nginx backend (/small: a 12-byte body, as in bench.mjs).
 //
 //   node scripts/idle-memory.mjs [--connections 15000] [--only ffi,ffi-1w,nginx,haproxy,node] [--json FILE]
-//                                [--clients 2] [--sources 3] [--source-base 20] [--concurrency 100]
+//                                [--clients 2] [--sources 3] [--source-base 20] [--concurrency 100] [--tls]
+//
+// --tls: the same over TLS (docs/tls.md): ffi-proxy HTTP mode with --tls-cert/--tls-key and HAProxy with
+// `bind ... ssl crt FILE alpn http/1.1` (only ffi, ffi-1w and haproxy), a self-signed P-256 certificate made
+// for the run by testCert() in its temp dir; the clients connect with node's tls.connect (certificate not
+// checked; TLSv1.3 with OpenSSL's defaults), send the same GET, read the response and stay idle. The
+// handshakes cost the client processes CPU: a few thousand connections is what fits in a few minutes.
 //
 // Per proxy: start it, let it settle (1 s), warm it with 20 requests, wait 2 s and read its RSS (VmRSS from
 // /proc/PID/status, summed over its process tree: nginx's master + worker; ffi-proxy is one process with
@@ -39,6 +45,8 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
 import {
   ROOT,
   HOST,
@@ -72,6 +80,7 @@ import {
   stopChild,
   sumStats,
   tail,
+  testCert,
   versions,
   waitUntilServing,
 } from './lib/peers.mjs';
@@ -81,33 +90,43 @@ const CLI = join(ROOT, 'dist', 'cli.js');
 const NODE_HTTP = join(ROOT, 'scripts', 'node-http-proxy.mjs');
 const argv = process.argv.slice(2);
 const { usage, intArg } = cliArgs('idle-memory', argv);
+// --tls (see the top). The client processes learn it from their environment (they are forked with ours).
+const TLS = argv.includes('--tls') || process.env.IDLE_MEMORY_TLS === '1';
 
 // ---------------------------------------------------------------------------------------------------------
 // The proxies, in the order they run. start() returns (or resolves) a child from startPinned (not pinned: the
 // clients and the proxy share both CPUs; nothing here is timed).
 
 const FFI_ARGS = ['--mode', 'http', '--idle-timeout', '600', '--log-level', 'warn'];
+/** With --tls, ffi-proxy's certificate and key (made once per run in dir); else nothing. */
+const ffiTls = (dir) => {
+  if (!TLS) return [];
+  const c = testCert(dir, 'ec');
+  return ['--tls-cert', c.cert, '--tls-key', c.key];
+};
 
 const PROXIES = [
   {
     id: 'ffi',
-    label: 'ffi-proxy http, default workers',
+    label: `ffi-proxy http${TLS ? ' over TLS' : ''}, default workers`,
     banner: true,
-    start: (port, bport) =>
-      startPinned('ffi-proxy', null, process.execPath, [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${bport}`, ...FFI_ARGS], {
+    tls: true,
+    start: (port, bport, dir) =>
+      startPinned('ffi-proxy', null, process.execPath, [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${bport}`, ...FFI_ARGS, ...ffiTls(dir)], {
         ready: /listening on/,
       }),
   },
   {
     id: 'ffi-1w',
-    label: 'ffi-proxy http, --workers 1',
+    label: `ffi-proxy http${TLS ? ' over TLS' : ''}, --workers 1`,
     banner: true,
-    start: (port, bport) =>
+    tls: true,
+    start: (port, bport, dir) =>
       startPinned(
         'ffi-proxy (1 worker)',
         null,
         process.execPath,
-        [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${bport}`, ...FFI_ARGS, '--workers', '1'],
+        [CLI, 'start', '--listen', `${HOST}:${port}`, '--backend', `${HOST}:${bport}`, ...FFI_ARGS, '--workers', '1', ...ffiTls(dir)],
         { ready: /listening on/ },
       ),
   },
@@ -121,7 +140,8 @@ const PROXIES = [
   },
   {
     id: 'haproxy',
-    label: 'haproxy mode http',
+    label: `haproxy mode http${TLS ? ', ssl crt (P-256) alpn http/1.1' : ''}`,
+    tls: true,
     start: (port, bport, dir) =>
       startHaproxy(
         join(dir, `haproxy-idle-${port}.cfg`),
@@ -138,6 +158,7 @@ const PROXIES = [
           timeouts: { connect: '5s', client: '600s', server: '30s', 'http-request': '10s', 'http-keep-alive': '600s' },
           frontend: ['maxconn 16000'],
           port,
+          bind: TLS ? `ssl crt ${testCert(dir, 'ec').pem} alpn http/1.1` : '',
           backendPort: bport,
         }),
         null,
@@ -172,7 +193,7 @@ async function measure(proxy, o) {
     row.banner = child.output.trim().split('\n').filter(Boolean);
     await sleep(1000);
     for (let i = 0; i < 20; i++) {
-      const r = await httpGet(port, '/small', 10000);
+      const r = await httpGet(port, '/small', 10000, { tls: TLS });
       if (r.status !== 200 || r.length !== SMALL_BODY.length) throw new Error(`warm-up GET /small: ${r.status}, ${r.length} B`);
     }
     await sleep(2000);
@@ -338,16 +359,17 @@ async function main() {
   const concurrency = intArg('concurrency', 100);
   const jsonFile = argValue(argv, 'json');
   const only = argValue(argv, 'only');
-  let selected = PROXIES;
+  let selected = TLS ? PROXIES.filter((p) => p.tls) : PROXIES;
   if (only !== undefined) {
     const want = only.split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = want.filter((w) => !PROXIES.some((p) => p.id === w));
-    if (unknown.length || !want.length) usage(`--only takes a comma list of ${PROXIES.map((p) => p.id).join(', ')} (got ${only})`);
-    selected = PROXIES.filter((p) => want.includes(p.id));
+    const unknown = want.filter((w) => !selected.some((p) => p.id === w));
+    if (unknown.length || !want.length) usage(`--only takes a comma list of ${selected.map((p) => p.id).join(', ')}${TLS ? ' (with --tls)' : ''} (got ${only})`);
+    selected = selected.filter((p) => want.includes(p.id));
   }
   if (N > 16000) usage(`--connections ${N}: the proxies are configured for at most 16000 (and each holds at most ~19,900 fds)`);
   if (Math.ceil(N / clients) > MAX_SOCKETS_PER_PROCESS) usage(`--clients ${clients}: ${Math.ceil(N / clients)} sockets per client process is more than ${MAX_SOCKETS_PER_PROCESS}`);
-  requireTools(['nginx', ...(selected.some((p) => p.id === 'haproxy') ? ['haproxy'] : []), 'getconf']);
+  requireTools(['nginx', ...(selected.some((p) => p.id === 'haproxy') ? ['haproxy'] : []), ...(TLS ? ['openssl'] : []), 'getconf']);
+  if (TLS) process.env.IDLE_MEMORY_TLS = '1'; // for the client processes, forked with our environment
   if (selected.some((p) => p.id.startsWith('ffi')) && !existsSync(CLI)) usage(`${CLI} is missing; build first: npm run build`);
 
   // Each proxy gets its own S source addresses: the clients close first, and the TIME_WAIT they leave holds
@@ -383,7 +405,7 @@ async function main() {
   console.log(`\n${command}   (${new Date().toISOString()})`);
   console.log(`${v.haproxy} | ${v.nginx} | node ${v.node} | kernel ${v.kernel}`);
   console.log(
-    `${N} idle keep-alive connections per proxy, each after one GET /small (200, 12-byte body); RSS = VmRSS summed over the ` +
+    `${N} idle keep-alive ${TLS ? 'TLS (TLSv1.3, P-256 certificate) ' : ''}connections per proxy, each after one GET /small (200, 12-byte body); RSS = VmRSS summed over the ` +
       `proxy's processes, read 2 s after the last connection went idle; RSS/conn = (after - before) / ${N}; vs nginx = RSS/conn over nginx's; ` +
       `2nd half/conn = growth while the second ${N - Math.floor(N / 2)} were opened, per connection (the marginal cost, without one-time ` +
       `growth; for the Node-based proxies V8's heap grows in steps, so it can land far from the average either way).`,
@@ -426,7 +448,17 @@ async function main() {
 }
 
 // Last, so that everything above is initialised first.
-if (argValue(argv, 'role') === 'client') runClientRole();
+if (argValue(argv, 'role') === 'client') {
+  // --tls: HeldClients (peers.mjs) connects with net.connect; here that becomes tls.connect, certificate not
+  // checked. Its 'connect' is the TCP connect (the request written then waits for the handshake), 'data' the
+  // decrypted bytes, 'end'/'close'/'error' as before.
+  if (TLS) {
+    const plain = net.connect;
+    net.connect = (opts, ...rest) =>
+      typeof opts === 'object' && opts !== null ? tls.connect({ ...opts, rejectUnauthorized: false }, ...rest) : plain(opts, ...rest);
+  }
+  runClientRole();
+}
 else await main().catch(fail);
 
 /** One line (the first of the message; the rest, such as a child's output, below it), everything stopped, exit 1. */
