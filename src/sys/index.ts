@@ -37,6 +37,7 @@ export {
   lastSslCode,
   onServerName,
   serverContext,
+  setTicketKeys,
   sslAccepting,
   sslConnecting,
   sslAcceptingAfter,

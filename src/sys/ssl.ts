@@ -306,6 +306,11 @@ export function sslConnecting(ctx: number, fd: number, name: string, isIp: boole
   return ssl;
 }
 
+/** Replaces ctx's session ticket keys (80 bytes): tickets issued before no longer resume (a full handshake). */
+export function setTicketKeys(ctx: number, keys: Uint8Array): void {
+  if ((c.SSL_CTX_ctrl_buf(ctx, CTRL.TICKET_KEYS, keys.length, keys) as number) !== 1) drainErrors();
+}
+
 export function contextFree(ctx: number): void {
   c.SSL_CTX_free(ctx);
 }

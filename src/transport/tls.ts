@@ -10,12 +10,13 @@
 //
 // Per slot, the SSL* lives in one place, `sslOf` (ssl-slots.ts), from SSL_new to SSL_free in releaseSlot(). TLS bytes are copied: no splice on a TLS slot (kTLS is not in node's OpenSSL).
 
+import { createHmac } from 'node:crypto';
 import type { WorkerContext } from '../core/context.js';
 import type { ConnTable } from '../core/table.js';
 import { LEVEL, type Logger } from '../core/log.js';
 import { TERM } from '../core/term.js';
 import { FL, KIND, PROTO, ST, XPRT } from '../core/types.js';
-import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, sslAccepting, sslAcceptingAfter, sslHandshake, sslPrefixSpent, sslReason } from '../sys/index.js';
+import { E, contextFree, errnoName, lastSslCode, onServerName, serverContext, setTicketKeys, sslAccepting, sslAcceptingAfter, sslHandshake, sslPrefixSpent, sslReason } from '../sys/index.js';
 import { dropInbox } from './boxes.js';
 import { endPair } from './close.js';
 import { sizeSslSlots, sslOf } from './ssl-slots.js';
@@ -31,6 +32,32 @@ type Contexts = {
   exact: Map<string, number>;
   wild: [string, number][];
 };
+
+// Session ticket keys rotate on a schedule (docs/tls.md, "Session resumption"): each period's keys are
+// derived from the process's shared secret (the same in every worker and --processes child) and the
+// period's number, so every worker and process changes keys at the same moment without a message. A
+// ticket resumes until the end of the period it was issued in.
+const ROTATE_MS = Number(process.env.FFIP_TLS_TICKET_ROTATE_MS) > 0 ? Number(process.env.FFIP_TLS_TICKET_ROTATE_MS) : 12 * 3600_000;
+let secret: Uint8Array | null = null;
+let period = -1;
+/** When the next period starts (ms since the epoch). */
+let nextRotation = Infinity;
+
+/** The keys of period n: 80 bytes of HMAC-SHA256 over the secret (name, HMAC key, AES key). */
+function keysFor(n: number): Buffer {
+  const block = (i: number) => createHmac('sha256', secret!).update(`ffi-proxy session ticket keys ${n} ${i}`).digest();
+  return Buffer.concat([block(0), block(1), block(2)]).subarray(0, 80);
+}
+
+/** Gives every context the keys of the period `now` falls in, if it changed (at most once a period). */
+function rotate(now: number): void {
+  const n = Math.floor(now / ROTATE_MS);
+  nextRotation = (n + 1) * ROTATE_MS;
+  if (n === period || secret === null) return;
+  period = n;
+  const keys = keysFor(n);
+  for (const c of byFrontend) if (c) for (const ctx of c.ctxs) setTicketKeys(ctx, keys);
+}
 
 /** Per frontend index: its contexts, or null (plain, or its certificates would not load here). */
 const byFrontend: (Contexts | null)[] = [];
@@ -57,6 +84,10 @@ export function configureTls(frontends: readonly ({ mode: string; tls?: TlsFront
     }
   });
   onServerName(chooseContext);
+  const first = frontends.find((f) => f?.tls);
+  secret = first?.tls ? first.tls.ticketKeys : null;
+  period = -1;
+  rotate(Date.now());
 }
 
 function contexts(tls: NonNullable<TlsFrontend>, http: boolean): Contexts {
@@ -111,6 +142,7 @@ let prefixed = new Uint8Array(0);
  */
 export function tlsStart(ctx: WorkerContext, c: number, headerTimeoutMs: number, prefixAddr = 0, prefixLen = 0): void {
   const t = ctx.t;
+  if (ctx.now >= nextRotation) rotate(ctx.now);
   const ctxs = byFrontend[t.fe[c]];
   if (prefixed.length < t.capacity) prefixed = new Uint8Array(t.capacity);
   prefixed[c] = prefixLen > 0 ? 1 : 0;
