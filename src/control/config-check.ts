@@ -46,7 +46,7 @@ const KEYS = {
   toxic: ['name', 'type', 'stream', 'toxicity', 'attributes'],
   route: ['host', 'path', 'backend', 'strip-prefix'],
   backend: ['name', 'balance', 'servers', 'health', 'send-proxy', 'retries', 'tls'],
-  backendTls: ['verify', 'ca', 'server-name'],
+  backendTls: ['verify', 'ca', 'server-name', 'cert', 'key'],
   server: ['address', 'weight', 'backup', 'name'],
   health: ['tcp', 'http', 'interval', 'timeout', 'rise', 'fall'],
 } as const;

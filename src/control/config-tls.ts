@@ -74,7 +74,8 @@ export async function checkTls(c: Check, path: string, v: unknown, baseDir: stri
 
 /**
  * A backend's `tls` (docs/tls.md, "To backends"): `true` (verify against the system's store, the server's
- * name as written), or `{ verify, ca, server-name }`; false or absent: plain. `ca` relative to `baseDir`.
+ * name as written), or `{ verify, ca, server-name, cert, key }`; false or absent: plain. Files relative to
+ * `baseDir`.
  */
 export function checkBackendTls(c: Check, path: string, v: unknown, baseDir: string): BackendTls | null {
   if (v === false || v === null) return null;
@@ -99,8 +100,24 @@ export function checkBackendTls(c: Check, path: string, v: unknown, baseDir: str
       if (!file) c.problem(child(path, 'ca'), `${ca} is not a readable file`);
     }
   }
+  const files = (k: 'cert' | 'key'): string | null => {
+    const f = v[k];
+    if (f === undefined) return null;
+    const at = isPath(f) ? resolve(baseDir, f) : null;
+    let ok = false;
+    try {
+      ok = at !== null && statSync(at).isFile();
+    } catch {
+      ok = false;
+    }
+    if (!ok) c.problem(child(path, k), at === null ? `must be the path of a PEM file, not ${show(f)}` : `${at} is not a readable file`);
+    return ok ? at : null;
+  };
+  const cert = files('cert');
+  const key = files('key');
+  if ((v.cert === undefined) !== (v.key === undefined)) c.problem(path, 'a client certificate needs both cert and key');
   const sn = v['server-name'];
   const serverName = sn === undefined ? null : typeof sn === 'string' && sn !== '' ? sn : null;
   if (sn !== undefined && serverName === null) c.problem(child(path, 'server-name'), `must be a host name, not ${show(sn)}`);
-  return { verify: verify ?? true, ca, serverName };
+  return { verify: verify ?? true, ca, serverName, ...(cert !== null && key !== null ? { cert: { cert, key } } : {}) };
 }

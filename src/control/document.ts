@@ -85,7 +85,7 @@ function backendDocument(b: BackendConfig): ConfigDocument {
     ...(b.health === null ? {} : { health: healthDocument(b.health) }),
     ...(b.sendProxy === 0 ? {} : { 'send-proxy': `v${b.sendProxy}` }),
     retries: b.retries,
-    ...(b.tls ? { tls: { verify: b.tls.verify, ...(b.tls.ca ? { ca: b.tls.ca } : {}), ...(b.tls.serverName ? { 'server-name': b.tls.serverName } : {}) } } : {}),
+    ...(b.tls ? { tls: { verify: b.tls.verify, ...(b.tls.ca ? { ca: b.tls.ca } : {}), ...(b.tls.serverName ? { 'server-name': b.tls.serverName } : {}), ...(b.tls.cert ? { cert: b.tls.cert.cert, key: b.tls.cert.key } : {}) } } : {}),
   };
 }
 

@@ -186,4 +186,6 @@ export type BackendTls = {
   ca: string | null;
   /** The name sent in SNI and checked in the certificate; null: the server's address as written (a name). */
   serverName: string | null;
+  /** A client certificate (PEM, chain after it) and its key, for servers that ask for one; null: none. */
+  cert?: { cert: string; key: string } | null;
 };

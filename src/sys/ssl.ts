@@ -267,7 +267,7 @@ const SYSTEM_CA = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-
  * A client context for TLS to a backend: TLS 1.2 and up, and with `verify` the server's chain checked against
  * `ca` (a PEM file) or the system's store. Throws ProxyError with OpenSSL's words when `ca` will not load.
  */
-export function clientContext(verify: boolean, ca: string | null, exists: (f: string) => boolean): number {
+export function clientContext(verify: boolean, ca: string | null, exists: (f: string) => boolean, cert: { cert: string; key: string } | null = null): number {
   const ctx = c.SSL_CTX_new(c.TLS_client_method()) as number;
   if (ctx === 0) throw new ProxyError(CODES.BAD_CONFIG, `SSL_CTX_new: ${sslReason(drainErrors())}`);
   c.SSL_CTX_set_options(ctx, OP.IGNORE_UNEXPECTED_EOF | OP.NO_COMPRESSION | OP.NO_RENEGOTIATION);
@@ -281,6 +281,17 @@ export function clientContext(verify: boolean, ca: string | null, exists: (f: st
       const why = sslReason(drainErrors());
       c.SSL_CTX_free(ctx);
       throw new ProxyError(CODES.BAD_CONFIG, `${file ?? 'the default verify paths'}: ${why}`);
+    }
+  }
+  if (cert !== null) {
+    const ok =
+      (c.SSL_CTX_use_certificate_chain_file(ctx, cert.cert) as number) === 1 &&
+      (c.SSL_CTX_use_PrivateKey_file(ctx, cert.key, FILETYPE_PEM) as number) === 1 &&
+      (c.SSL_CTX_check_private_key(ctx) as number) === 1;
+    if (!ok) {
+      const why = sslReason(drainErrors());
+      c.SSL_CTX_free(ctx);
+      throw new ProxyError(CODES.BAD_CONFIG, `client certificate ${cert.cert}: ${why}`);
     }
   }
   return ctx;

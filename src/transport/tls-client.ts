@@ -15,7 +15,7 @@ import { E, clientContext, contextFree, sslConnecting, sslHandshake } from '../s
 import { handshaking, sizeSslSlots, sslOf } from './ssl-slots.js';
 
 /** What a backend's TLS is (route/config.ts's BackendTls, as this layer needs it). */
-export type TlsBackend = { verify: boolean; ca: string | null; serverName: string | null } | null | undefined;
+export type TlsBackend = { verify: boolean; ca: string | null; serverName: string | null; cert?: { cert: string; key: string } | null } | null | undefined;
 
 /** Per backend index: its client context (0: none, or it would not load here). */
 const contexts: number[] = [];
@@ -28,7 +28,7 @@ export function configureBackendTls(backends: readonly ({ name: string; tls?: Tl
     if (b === null || !b.tls) return;
     sizeSslSlots(capacity);
     try {
-      contexts[i] = clientContext(b.tls.verify, b.tls.ca, existsSync);
+      contexts[i] = clientContext(b.tls.verify, b.tls.ca, existsSync, b.tls.cert ?? null);
     } catch (e) {
       log.error(`backend ${b.name}: TLS: ${(e as Error).message}; its connects will fail`);
       contexts[i] = 0;

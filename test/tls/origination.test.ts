@@ -131,3 +131,33 @@ t.test('TLS on both sides, in both modes: 4 MiB up, whole', async (t) => {
     t.equal(body, sha(big), `${mode}: the body went through two TLS hops whole`);
   }
 });
+
+t.test('a client certificate for a server that asks for one', async (t) => {
+  const client = selfSignedCertificate({ commonName: 'proxy.client', dnsNames: ['proxy.client'], ips: [], days: 2 });
+  const cc = { cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+  writeFileSync(cc.cert, client.cert);
+  writeFileSync(cc.key, client.key);
+  const seen: string[] = [];
+  // The test certificates are made for serverAuth only, which Node's own check refuses for a client: the
+  // server asks for a certificate and looks at what it got itself.
+  const server = https.createServer({ cert: pem.cert, key: pem.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+    const cn = (req.socket as tls.TLSSocket).getPeerCertificate().subject?.CN;
+    seen.push(String(cn));
+    res.statusCode = cn === 'proxy.client' ? 200 : 403;
+    res.end(cn === 'proxy.client' ? 'mutual' : 'who are you');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const o: Origin = { port: (server.address() as net.AddressInfo).port, handshakes: 0, names: [] };
+  const withCert = await proxyOf(t, doc(o, 'http', { ca, 'server-name': 'origin.test', ...cc }));
+  t.equal(await (await fetch(`http://127.0.0.1:${portOf(withCert, 'fe')}/m`)).text(), 'mutual');
+  t.same(seen, ['proxy.client'], 'the server saw the proxy\'s certificate');
+  const without = await proxyOf(t, doc(o, 'http', { ca, 'server-name': 'origin.test' }));
+  t.equal((await fetch(`http://127.0.0.1:${portOf(without, 'fe')}/m`)).status, 403, 'without one the server sees none');
+  const half = await planFromDocument(doc(o, 'http', { cert: cc.cert })).then(() => 'accepted', (e: Error) => e.message);
+  t.match(half, /a client certificate needs both cert and key/);
+});
