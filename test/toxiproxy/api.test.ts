@@ -298,14 +298,24 @@ t.test('/metrics: Prometheus text whose byte counters move while a connection is
     }
     return values;
   };
+  // The worker counts bytes right after its send returns, so a client can read them a moment before the
+  // count moves: read again until it has (a second at most).
+  const settled = async (key: string, want: number) => {
+    let v = await read();
+    for (let i = 0; i < 50 && v.get(key) !== want; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      v = await read();
+    }
+    return v;
+  };
   s.write('12345');
   await readBytes(s, 5);
-  const first = await read();
+  const first = await settled('toxiproxy_proxy_sent_bytes_total downstream', 5);
   t.equal(first.get('toxiproxy_proxy_received_bytes_total upstream'), 5, 'received from the client, before it closes');
   t.equal(first.get('toxiproxy_proxy_sent_bytes_total downstream'), 5, 'sent to the client');
   s.write('678');
   await readBytes(s, 3);
-  const second = await read();
+  const second = await settled('toxiproxy_proxy_received_bytes_total downstream', 8);
   t.equal(second.get('toxiproxy_proxy_received_bytes_total upstream'), 8, 'and they move on');
   t.equal(second.get('toxiproxy_proxy_received_bytes_total downstream'), 8);
   const r = await api('GET', '/metrics');
