@@ -198,7 +198,7 @@ t.test('the shape of tls: problems at their place', async (t) => {
     "DIR/ffi-proxy.yaml:5: frontends[0].tls.certificates[1].cert: must be a file's path (PEM certificate, its chain after it), not 7",
   ]);
   t.strictSame(await problems(config('    cert: web.pem')), [
-    'DIR/ffi-proxy.yaml:5: frontends[0].cert: unknown key here: "cert" belongs in tls or in one of tls.certificates',
+    `DIR/ffi-proxy.yaml:5: frontends[0].cert: unknown key here: "cert" belongs in tls or in one of tls.certificates or in a backend's tls`,
   ]);
 });
 
