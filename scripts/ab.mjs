@@ -79,6 +79,8 @@ import {
   sleep,
   startNginx,
   stopChild,
+  alternatingRounds,
+  stopSides,
   tlsParams,
   versions,
   waitUntilServing,
@@ -177,31 +179,8 @@ for (const [i, entry] of pair.entries()) {
   sides.push({ id: proxy.id, label: labels[i], build, tls, port, child, windows: [], setAsideWindows: [] });
 }
 
-let setAside = 0;
-for (let round = 0; round < rounds; round++) {
-  const order = round % 2 ? [sides[1], sides[0]] : sides;
-  for (let attempt = 0; ; attempt++) {
-    const wins = [];
-    for (const s of order) wins.push(await measure(s));
-    const line = order.map((s, i) => describeWindow(s.label, wins[i])).join(' | ');
-    if (wins.some((w) => w.stolen) && attempt < retries) {
-      setAside++;
-      order.forEach((s, i) => s.setAsideWindows.push(wins[i]));
-      process.stderr.write(`    set aside: ${line}\n`);
-      await sleep(3000);
-      continue;
-    }
-    order.forEach((s, i) => (s.windows[round] = wins[i]));
-    process.stderr.write(`  round ${round + 1}: ${line}\n`);
-    break;
-  }
-}
-for (const s of sides) {
-  const { code, signal } = await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
-  // What the proxy printed past its start (warn and above for ffi-proxy; HAProxy's alerts), as bench.mjs.
-  s.log = s.child.output.split('\n').filter((l) => l.trim() && !/listening on|^backend: |^tls: |^admin: |SIGTERM: no longer accepting|draining/.test(l));
-  s.exit = code === 0 || signal === 'SIGTERM' ? null : `exited ${signal ?? code} on SIGTERM`;
-}
+const setAside = await alternatingRounds(sides, rounds, retries, measure, (s, w) => describeWindow(s.label, w));
+await stopSides(sides);
 for (const n of nginxes) await stopChild(n, { signal: 'SIGQUIT', graceMs: 5000 });
 
 const [a, b] = sides;

@@ -45,6 +45,8 @@ import {
   stealTicks,
   clockTicks,
   stopChild,
+  alternatingRounds,
+  stopSides,
   tail,
   tlsParams,
   versions,
@@ -111,30 +113,8 @@ for (const entry of pair) {
   sides.push(side);
 }
 
-let setAside = 0;
-for (let round = 0; round < rounds; round++) {
-  const order = round % 2 ? [sides[1], sides[0]] : sides;
-  for (let attempt = 0; ; attempt++) {
-    const wins = [];
-    for (const s of order) wins.push(await measure(s));
-    const line = order.map((s, i) => describe(s.id, wins[i])).join(' | ');
-    if (wins.some((w) => w.stolen) && attempt < retries) {
-      setAside++;
-      order.forEach((s, i) => s.setAsideWindows.push(wins[i]));
-      process.stderr.write(`    set aside: ${line}\n`);
-      await sleep(3000);
-      continue;
-    }
-    order.forEach((s, i) => (s.windows[round] = wins[i]));
-    process.stderr.write(`  round ${round + 1}: ${line}\n`);
-    break;
-  }
-}
-for (const s of sides) {
-  const { code, signal } = await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
-  s.log = s.child.output.split('\n').filter((l) => l.trim() && !/listening on|^backend: |^tls: |^admin: |SIGTERM: no longer accepting|draining/.test(l));
-  s.exit = code === 0 || signal === 'SIGTERM' ? null : `exited ${signal ?? code} on SIGTERM`;
-}
+const setAside = await alternatingRounds(sides, rounds, retries, measure, (s, w) => describe(s.id, w));
+await stopSides(sides);
 await stopChild(nginx, { signal: 'SIGQUIT', graceMs: 5000 });
 
 const [a, b] = sides;

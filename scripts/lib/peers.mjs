@@ -1450,3 +1450,44 @@ export class ClientFleet {
     );
   }
 }
+
+/**
+ * The A/B rounds of ab.mjs and tls-handshakes.mjs: each round measures both sides once, in alternating
+ * order (A B, then B A); when either window was stolen (`w.stolen`), the round's two windows are set aside
+ * (in each side's setAsideWindows) and the round measured again after 3 s, up to `retries` times. Each
+ * side's windows[round] is the kept window. Returns how many rounds were set aside.
+ */
+export async function alternatingRounds(sides, rounds, retries, measure, describe) {
+  let setAside = 0;
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 ? [sides[1], sides[0]] : sides;
+    for (let attempt = 0; ; attempt++) {
+      const wins = [];
+      for (const s of order) wins.push(await measure(s));
+      const line = order.map((s, i) => describe(s, wins[i])).join(' | ');
+      if (wins.some((w) => w.stolen) && attempt < retries) {
+        setAside++;
+        order.forEach((s, i) => s.setAsideWindows.push(wins[i]));
+        process.stderr.write(`    set aside: ${line}\n`);
+        await sleep(3000);
+        continue;
+      }
+      order.forEach((s, i) => (s.windows[round] = wins[i]));
+      process.stderr.write(`  round ${round + 1}: ${line}\n`);
+      break;
+    }
+  }
+  return setAside;
+}
+
+/**
+ * Stops each side's proxy (SIGTERM) and keeps what it printed past its start (warn and above for ffi-proxy;
+ * HAProxy's alerts) in `s.log`, and in `s.exit` how it ended when that was not a clean stop.
+ */
+export async function stopSides(sides) {
+  for (const s of sides) {
+    const { code, signal } = await stopChild(s.child, { signal: 'SIGTERM', graceMs: 10000 });
+    s.log = s.child.output.split('\n').filter((l) => l.trim() && !/listening on|^backend: |^tls: |^admin: |SIGTERM: no longer accepting|draining/.test(l));
+    s.exit = code === 0 || signal === 'SIGTERM' ? null : `exited ${signal ?? code} on SIGTERM`;
+  }
+}
